@@ -1,0 +1,101 @@
+"""The model registry: a plain dict from name to a keyword-only entrypoint function (as in timm).
+
+Every entrypoint has the signature ``fn(*, num_classes=..., num_frames=..., **kw) -> nn.Module`` and
+attaches ``model.default_cfg`` (see :func:`make_cfg`).
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable
+
+import torch.nn as nn
+
+__all__ = ["register_model", "create_model", "list_models", "make_cfg", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+#: ImageNet statistics on the 0-255 scale, as mmaction2's ``ActionDataPreprocessor`` uses them.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register ``fn`` under its function name."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered models matching a shell-style ``pattern``."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def create_model(name: str, *, num_classes: int = 400, num_frames: int | None = None, **kw) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from :func:`list_models`.
+        num_classes: size of the classifier output.
+        num_frames: T, the frames per clip; ``None`` takes the model's default (8 for the 2D models,
+            32 for CSN, 16 for ``stam_16`` ...).
+        **kw: passed to the entrypoint (e.g. ``dropout``, ``shift_div``).
+
+    Every model takes ``[B, 3, T, H, W]`` and returns logits ``[B, num_classes]``.
+    """
+    if name not in _MODELS:
+        close = [n for n in _MODELS if name.split("_")[0] in n]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise KeyError(f"unknown model {name!r}{hint}; available models: {', '.join(list_models())}")
+    if num_frames is not None:
+        kw["num_frames"] = num_frames
+    return _MODELS[name](num_classes=num_classes, **kw)
+
+
+def make_cfg(
+    *,
+    num_frames: int,
+    crop_size: int = 224,
+    resize_short: int = 256,
+    sampling: dict,
+    test_sampling: dict | None = None,
+    test_crops: int = 1,
+    test_crop_size: int | None = None,
+    mean: tuple[float, float, float] | None = IMAGENET_MEAN,
+    std: tuple[float, float, float] | None = IMAGENET_STD,
+    value_scale: float = 255.0,
+    average_clips: str = "prob",
+    **extra,
+) -> dict:
+    """A model's default data cfg (a plain dict).
+
+    Args:
+        num_frames: T, frames per clip the model consumes.
+        crop_size: training/validation crop (the model's input H = W).
+        resize_short: short-side resize before cropping.
+        sampling: training sampler, e.g. ``dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8)``.
+        test_sampling: test-mode sampler (defaults to ``sampling``).
+        test_crops: 1 (CenterCrop) or 3 (ThreeCrop) at test time.
+        test_crop_size: crop size at test time (256 for ThreeCrop protocols).
+        mean, std: per-channel statistics on the ``value_scale`` scale, or ``None`` for no normalisation.
+        value_scale: 255 for mmaction2 models (pixels in 0-255), 1 for STAM ([0, 1], no normalisation).
+        average_clips: ``"prob"`` or ``"score"`` test-view averaging.
+        **extra: e.g. ``url`` (published checkpoint), ``paper`` (arXiv id), ``flip_label_map``.
+    """
+    cfg = dict(
+        num_frames=num_frames,
+        input_size=(3, num_frames, crop_size, crop_size),
+        crop_size=crop_size,
+        resize_short=resize_short,
+        sampling=dict(sampling),
+        test_sampling=dict(test_sampling or sampling),
+        test_crops=test_crops,
+        test_crop_size=test_crop_size or crop_size,
+        mean=mean,
+        std=std,
+        value_scale=value_scale,
+        average_clips=average_clips,
+    )
+    cfg.update(extra)
+    return cfg

@@ -1,0 +1,104 @@
+"""Small helpers every part of vidlib and every chapter uses.
+
+- :func:`get_device` picks cuda, then mps, then cpu.
+- :func:`seed_everything` seeds Python, NumPy and torch, optionally with deterministic kernels.
+- :func:`is_quick` reads the ``VIDLIB_QUICK`` switch that CI sets (``VIDLIB_QUICK=1``).
+- :func:`show_source` displays library code inside a chapter, so chapters never copy it.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import random
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["get_device", "seed_everything", "is_quick", "project_root", "source_of", "show_source", "num_params"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: cuda, then mps, then cpu.
+
+    ``prefer`` (or the ``VIDLIB_DEVICE`` environment variable) forces a device, e.g. ``"cpu"``.
+    """
+    prefer = prefer or os.environ.get("VIDLIB_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed ``random``, NumPy and torch (all devices).
+
+    With ``deterministic=True`` torch uses deterministic algorithms (``warn_only`` so ops without a
+    deterministic kernel still run) and cuDNN autotuning is switched off.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def is_quick() -> bool:
+    """True when ``VIDLIB_QUICK`` is set to 1/true/yes/on: chapters then run their small, fast setting."""
+    return os.environ.get("VIDLIB_QUICK", "0").strip().lower() in _TRUE
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The book's root directory (the one holding ``_config.yml`` and ``data/``).
+
+    Chapters call ``os.chdir(project_root())`` first, so that they use paths relative to the root
+    however they are run: from ``book/`` (Jupyter, Jupyter Book) or from a temporary copy under nbval,
+    where ``make test`` sets ``VIDLIB_ROOT``. Order: ``$VIDLIB_ROOT``, then the nearest parent of
+    ``start`` (default: the working directory) holding ``_config.yml``, then the working directory.
+    """
+    env = os.environ.get("VIDLIB_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "_config.yml").is_file() and (d / "vidlib").is_dir():
+            return d
+    return here
+
+
+def num_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def source_of(obj) -> str:
+    """The source code of a vidlib function, class or method, dedented."""
+    return textwrap.dedent(inspect.getsource(obj))
+
+
+def show_source(obj, title: str | None = None):
+    """Display the source of ``obj`` in a notebook as a highlighted code block.
+
+    Returns an ``IPython.display.Markdown`` object (so the last line of a cell renders it); outside
+    IPython it returns the plain source string.
+    """
+    src = source_of(obj)
+    where = f"{inspect.getmodule(obj).__name__}.{getattr(obj, '__qualname__', '')}"
+    header = f"**{title or where}** (from `{inspect.getsourcefile(obj).split('vidlib', 1)[-1].lstrip('/')}` in `vidlib`)\n\n"
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython is installed with jupyter
+        return src
+    return Markdown(header + "```python\n" + src + "```")
