@@ -1,0 +1,103 @@
+"""Metrics and multi-view evaluation (prob vs score averaging) against hand-computed values."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from vidlib.engine import evaluate
+from vidlib.engine.metrics import (classification_report, confusion_matrix, mean_class_accuracy, per_class_accuracy,
+                                   topk_accuracy)
+
+SCORES = np.array([[0.1, 0.7, 0.2],   # pred 1, label 1  ok
+                   [0.6, 0.3, 0.1],   # pred 0, label 1  (label is 2nd best)
+                   [0.2, 0.3, 0.5],   # pred 2, label 2  ok
+                   [0.5, 0.1, 0.4],   # pred 0, label 0  ok
+                   [0.1, 0.2, 0.7]])  # pred 2, label 1  (label is 2nd best)
+LABELS = np.array([1, 1, 2, 0, 1])
+
+
+def test_topk_accuracy_by_hand():
+    acc = topk_accuracy(SCORES, LABELS, ks=(1, 2, 5))
+    assert acc[1] == pytest.approx(3 / 5) and acc[2] == pytest.approx(5 / 5) and acc[5] == 1.0
+
+
+def test_confusion_matrix_and_per_class_accuracy_by_hand():
+    cm = confusion_matrix(SCORES.argmax(1), LABELS, 3)
+    assert cm.tolist() == [[1, 0, 0], [1, 1, 1], [0, 0, 1]]  # rows = true class
+    assert per_class_accuracy(cm).tolist() == pytest.approx([1.0, 1 / 3, 1.0])
+
+
+def test_mean_class_accuracy_by_hand():
+    # per class: 0 -> 1/1, 1 -> 1/3, 2 -> 1/1
+    assert mean_class_accuracy(SCORES, LABELS) == pytest.approx((1 + 1 / 3 + 1) / 3)
+    # overall top-1 weights classes by their support, mean-class does not
+    assert topk_accuracy(SCORES, LABELS, (1,))[1] == pytest.approx(0.6)
+
+
+def test_mean_class_accuracy_with_a_class_without_samples():
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.1, 0.7], [0.1, 0.8, 0.1]])
+    labels = np.array([0, 1, 1])  # class 2 has no sample but is predicted once
+    assert mean_class_accuracy(scores, labels) == pytest.approx((1.0 + 0.5) / 2)
+    # mmaction2 averages over classes in labels OR predictions: class 2 counts as 0
+    assert mean_class_accuracy(scores, labels, mmaction2_compat=True) == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+
+
+def test_classification_report_and_input_checks():
+    rep = classification_report(SCORES, LABELS, ["a", "b", "c"])
+    assert rep["top1"] == pytest.approx(0.6) and rep["num_samples"] == 5
+    assert rep["per_class"][1] == {"class": 1, "name": "b", "support": 3, "accuracy": pytest.approx(1 / 3)}
+    with pytest.raises(ValueError, match="labels must lie"):
+        topk_accuracy(SCORES, np.array([0, 1, 2, 3, 0]))
+    with pytest.raises(ValueError, match="expected scores"):
+        topk_accuracy(SCORES[0], LABELS)
+
+
+# --- multi-view averaging through evaluate() --------------------------------------------------------------
+VIEW_LOGITS = [  # one video, three views, three classes
+    [10.0, 0.0, 0.0],
+    [0.0, 2.0, 0.0],
+    [0.0, 2.0, 0.0],
+]
+
+
+class _ViewData(Dataset):
+    """One video whose V = 3 views carry their logits in the first pixel row; label 1."""
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        clip = torch.zeros(3, 3, 1, 1, 3)  # [V, 3, T, H, W]
+        clip[:, 0, 0, 0, :] = torch.tensor(VIEW_LOGITS)
+        return clip, 1
+
+
+class _ReadLogits(nn.Module):
+    default_cfg = {"average_clips": "prob"}
+
+    def forward(self, x):  # [B, 3, T, H, W] -> [B, 3]
+        return x[:, 0, 0, 0, :]
+
+
+def _softmax(row):
+    e = [math.exp(v) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def test_prob_and_score_averaging_against_hand_computed_values():
+    probs = [_softmax(r) for r in VIEW_LOGITS]
+    by_hand_prob = [sum(p[c] for p in probs) / 3 for c in range(3)]
+    by_hand_score = [sum(r[c] for r in VIEW_LOGITS) / 3 for c in range(3)]
+    prob = evaluate(_ReadLogits(), _ViewData(), average_clips="prob", device="cpu")
+    score = evaluate(_ReadLogits(), _ViewData(), average_clips="score", device="cpu")
+    assert prob["scores"][0].tolist() == pytest.approx(by_hand_prob, rel=1e-6)
+    assert score["scores"][0].tolist() == pytest.approx(by_hand_score, rel=1e-6)
+    # one confident view dominates the mean of logits, not the mean of probabilities
+    assert score["preds"] == [0] and score["top1"] == 0.0
+    assert prob["preds"] == [1] and prob["top1"] == 1.0
+    assert prob["average_clips"] == "prob" and prob["loss"] is None  # no CE for multi-view data
+    # the default comes from the model cfg
+    assert evaluate(_ReadLogits(), _ViewData(), device="cpu")["average_clips"] == "prob"

@@ -1,0 +1,223 @@
+"""End-to-end training: resume after SIGKILL, DDP equivalence (torchrun, gloo), NaN stop, CLI errors.
+
+All runs use a 12-video, 3-class dataset of 32x32 px clips written here and 4-frame tiny models on one
+thread, so that every run takes seconds and is bit-for-bit deterministic on CPU.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import vidlib
+from vidlib.data import write_video
+from vidlib.engine import NonFiniteLossError, train
+from vidlib.engine.checkpoint import load_checkpoint_file
+from vidlib.engine.cli import main as cli_main
+
+SMALL = {"data.resize_short": 32, "data.crop_size": 32, "data.test_crop_size": 32}
+RUN = dict(recipe="synthetic_tiny", epochs=3, batch_size=4, seed=3, amp="off", num_workers=0, verbose=False,
+           results_dir=None, progress=False, num_frames=4, backend="pyav")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """3 classes (a bright square moving right / left / staying), 4 train + 2 val videos each, 16 frames."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    lists = {"train": [], "val": []}
+    for split, n in (("train", 4), ("val", 2)):
+        for label in range(3):
+            for i in range(n):
+                frames = rng.integers(0, 60, (16, 32, 32, 3), dtype=np.uint8)
+                for t in range(16):
+                    x = {0: 2 + t, 1: 26 - t, 2: 14}[label]
+                    frames[t, 12:20, x:x + 6] = 250
+                rel = f"videos/{split}_{label}_{i}.mp4"
+                write_video(root / rel, frames, fps=8)
+                lists[split].append(f"{rel} {label}\n")
+    for split, lines in lists.items():
+        (root / f"{split}.txt").write_text("".join(lines))
+    (root / "label_map.txt").write_text("right\nleft\nstill\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _comparable(history):
+    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
+
+def test_train_summary_contents(tiny_data, tmp_path):
+    s = train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1,
+              "results_dir": tmp_path / "runs"}, name="tsn_run")
+    assert [h["epoch"] for h in s["history"]] == [1]
+    h = s["history"][0]
+    for k in ("train_loss", "train_top1", "lr", "val_top1", "val_top5", "val_mean_class_acc", "val_loss", "time_s"):
+        assert k in h, k
+    assert len(s["val"]["confusion_matrix"]) == 3 and len(s["val"]["preds"]) == len(s["val"]["labels"]) == 6
+    assert s["classes"] == ["right", "left", "still"] and s["model_kwargs"]["num_classes"] == 3
+    assert any("data.crop_size" in line for line in s["overrides"]) and s["minutes_per_epoch"] > 0
+    on_disk = json.loads((tmp_path / "runs" / "tsn_run.json").read_text())
+    assert on_disk["history"] == json.loads(json.dumps(s["history"]))
+    lines = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1]
+    assert (tmp_path / "w" / "last.pth").is_file() and (tmp_path / "w" / "best.pth").is_file()
+    assert isinstance(s.model, nn.Module)
+
+
+_KILLER = textwrap.dedent("""
+    import json, os, signal, sys, torch
+    import vidlib.engine.training as T
+    torch.set_num_threads(1)
+    real_save = T._save
+    def save_then_maybe_die(ctx, state, is_best=False):
+        real_save(ctx, state, is_best)
+        if state["global_iter"] == 5:            # epoch 2, after 2 of its 3 iterations
+            os.kill(os.getpid(), signal.SIGKILL)
+    T._save = save_then_maybe_die
+    T.train("tsn_tiny", sys.argv[1], work_dir=sys.argv[2], overrides=json.loads(sys.argv[3]), save_every_iters=1,
+            **json.loads(sys.argv[4]))
+""")
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_data, tmp_path):
+    ref = train("tsn_tiny", tiny_data, work_dir=tmp_path / "ref", overrides=SMALL, **RUN)
+    work = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(tiny_data), str(work), json.dumps(SMALL),
+                           json.dumps(RUN)], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ck = load_checkpoint_file(work / "last.pth")
+    assert (ck["epoch"], ck["iter_in_epoch"], ck["global_iter"]) == (1, 2, 5)  # killed mid-epoch 2
+    resumed = train("tsn_tiny", tiny_data, work_dir=work, overrides=SMALL, resume=True, **RUN)
+    assert _comparable(resumed["history"]) == _comparable(ref["history"])
+    assert resumed["val"]["scores"] == ref["val"]["scores"]
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    lines = (work / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]  # no duplicate epoch lines after the resume
+
+
+class _NaNAfter(nn.Module):
+    """Wraps a model; its training forward returns NaN logits from the ``n``-th call on."""
+
+    def __init__(self, inner: nn.Module, n: int):
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+        self.default_cfg = inner.default_cfg
+
+    def forward(self, x):
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                return out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+    net = _NaNAfter(vidlib.create_model("tsn_tiny", num_classes=3, num_frames=4), n=5)  # 3 iterations per epoch
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, iteration 2.*last good checkpoint is .*last\.pth"):
+        train(net, tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **RUN)
+    ck = load_checkpoint_file(tmp_path / "w" / "last.pth")
+    assert ck["epoch"] == 1 and ck["global_iter"] == 3 and len(ck["history"]) == 1
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+_DDP = textwrap.dedent("""
+    import json, os, sys, torch
+    import vidlib.engine as E
+    torch.set_num_threads(1)
+    s = E.train(sys.argv[1], sys.argv[2], work_dir=sys.argv[3], overrides=json.loads(sys.argv[4]),
+                **json.loads(sys.argv[5]))
+    if int(os.environ["RANK"]) == 0:
+        json.dump({k: s[k] for k in ("history", "world_size", "total_batch_size")}, open(sys.argv[6], "w"))
+""")
+
+
+def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_data, tmp_path):
+    """torchrun, gloo, 2 CPU processes x batch 2 vs 1 process x batch 4.
+
+    BatchNorm would see per-rank batch statistics, so the model is ir-CSN-tiny with frozen BN (norm_eval +
+    bn_frozen, as the CSN recipes) and no dropout; the data order and augmentations depend only on
+    (seed, epoch, index). Tolerance: float32 reduction order only (rtol 1e-4 on losses, atol 1e-5 on weights);
+    validation predictions must be identical.
+    """
+    model_kw = dict(num_frames=4, dropout=0.0, norm_eval=True, bn_frozen=True)
+    over = {**SMALL, "optimizer.param_groups": "default"}
+    cfg = {**RUN, **model_kw, "epochs": 2}
+    single = train("ircsn_tiny", tiny_data, work_dir=tmp_path / "single", overrides=over, **cfg)
+    out = tmp_path / "ddp.json"
+    script = tmp_path / "ddp_run.py"
+    script.write_text(_DDP)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    args = ["ircsn_tiny", str(tiny_data), str(tmp_path / "ddp"), json.dumps(over), json.dumps({**cfg, "batch_size": 2}),
+            str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads(out.read_text())
+    assert ddp["world_size"] == 2 and ddp["total_batch_size"] == 4
+    for a, b in zip(single["history"], ddp["history"]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["val_top1"] == a["val_top1"] and b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    w_ddp = load_checkpoint_file(tmp_path / "ddp" / "last.pth")["model"]
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(w_ddp[k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_cli_train_and_test(tiny_data, tmp_path, capsys):
+    work = tmp_path / "cli"
+    rc = cli_main(["train", "--model", "tsn_tiny", "--data", str(tiny_data), "--epochs", "1", "--batch-size", "4",
+                   "--model-kw", "num_frames=4", "--set", "data.crop_size=32", "--set", "data.resize_short=32",
+                   "--set", "data.test_crop_size=32", "--work-dir", str(work), "--results-dir", str(tmp_path / "r"),
+                   "--num-workers", "0", "--backend", "pyav", "--amp", "off", "--auto-scale-lr", "--name", "c"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "r" / "c.json").read_text())
+    # linear scaling rule: recipe lr 0.05 for base batch 16, run with 1 x 4
+    assert summary["recipe"]["optimizer"]["lr"] == pytest.approx(0.05 * 4 / 16)
+    assert any("auto-scale-lr" in line for line in summary["overrides"])
+    rc = cli_main(["test", "--checkpoint", str(work / "last.pth"), "--data", str(tiny_data), "--mode", "test",
+                   "--num-workers", "0", "--backend", "pyav", "--out", str(tmp_path / "test.json")])
+    assert rc == 0 and "top1" in capsys.readouterr().out
+    report = json.loads((tmp_path / "test.json").read_text())
+    assert len(report["confusion_matrix"]) == 3 and report["num_samples"] == 6
+
+
+def test_cli_errors_are_clear(tiny_data, tmp_path, capsys):
+    base = ["train", "--data", str(tiny_data), "--epochs", "1", "--work-dir", str(tmp_path / "e"),
+            "--results-dir", str(tmp_path / "r"), "--num-workers", "0"]
+    assert cli_main(base + ["--recipe", "tanet_r51_k400"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown recipe 'tanet_r51_k400'" in err and "tanet_r50_k400" in err
+    assert cli_main(base + ["--model", "tsm_tinyy"]) == 2
+    assert "unknown model 'tsm_tinyy'" in capsys.readouterr().err
+    assert cli_main(["train", "--data", str(tmp_path / "nodata"), "--model", "tsn_tiny"]) == 2
+    assert "nodata" in capsys.readouterr().err
+    assert cli_main(base + ["--model", "tsn_tiny", "--model-kw", "num_classes=5"]) == 2
+    err = capsys.readouterr().err
+    assert "num_classes=5" in err and "3 classes" in err
+    assert cli_main(base + ["--model", "tsn_tiny", "--set", "optimizer.lrr=1"]) == 2
+    assert "no key 'lrr'" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_model_names_the_keys(tiny_data, tmp_path, capsys):
+    train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1})
+    rc = cli_main(["test", "--checkpoint", str(tmp_path / "w" / "last.pth"), "--model", "tsm_tiny", "--data",
+                   str(tiny_data), "--model-kw", "num_frames=4", "--num-workers", "0", "--backend", "pyav"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "conv1.conv.net.weight" in err and "last.pth" in err  # tsm's shifted conv key, named with the file

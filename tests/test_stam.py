@@ -1,0 +1,353 @@
+"""STAM (arXiv 2103.13915): golden logits vs the official code, params, FLOPs, loaders, shapes, gradients."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import vidlib
+from vidlib.checkpoints import CheckpointError
+from vidlib.flops import count_flops
+from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, init_spatial_from_vit, load_stam
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RTOL = 1e-8  # max|diff| <= RTOL * max(1, max|logit|)
+PARAMS = {8: 119_199_376, 16: 119_205_520, 32: 119_217_808, 64: 119_242_384}
+README_GFLOPS = {8: 135, 16: 270, 32: 540, 64: 1080}  # Linear/Conv MACs only (fact sheet §0.2)
+WITH_ATTENTION_GFLOPS = {8: 140.8, 16: 281.6, 32: 563.1, 64: 1126.2}  # + QK^T and AV matmuls
+
+
+def _structure(name: str, **kw) -> STAM:
+    """A model on the meta device: shapes, keys and cfg without the cost of allocating 119M weights."""
+    with torch.device("meta"):
+        return vidlib.create_model(name, **kw)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"golden_{name}", GOLDEN / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fill_rule = _load("fill_rule")
+
+
+def _max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max|diff| / max(1, max|expected|): the quantity compared with RTOL."""
+    return (actual - expected).abs().max().item() / max(1.0, expected.abs().max().item())
+
+
+def _golden(T: int) -> dict:
+    data = json.loads((GOLDEN / f"stam_t{T}.json").read_text())
+    assert data["reference"] == "Alibaba-MIIL/STAM@6749baf" and data["dtype"] == "float64"
+    assert data["rule"] == "tests/golden/fill_rule.py" and data["model"] == f"stam_{T}"
+    return data
+
+
+def _golden_logits(data: dict, **model_kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vidlib logits, official logits) for a golden file; weights loaded through ``load_stam``."""
+    model = vidlib.create_model(data["model"], **data["kwargs"], **model_kw).double().eval()
+    sd = fill_rule.fill_state_dict(data["state_dict_shapes"])
+    load_stam(model, {"model": {f"module.{k}": v for k, v in sd.items()}})  # DataParallel prefix stripped
+    (spec,) = data["inputs"]
+    x = fill_rule.make_input(spec["name"], spec["shape"], lo=spec["lo"], hi=spec["hi"])  # [B, 3, T, H, W]
+    with torch.no_grad():
+        return model(x), torch.tensor(data["logits"][0], dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def stam8_logits():
+    return _golden_logits(_golden(8))
+
+
+# ------------------------------------------------------------------------------------ golden vs official
+def test_golden_stam_8(stam8_logits):
+    actual, expected = stam8_logits
+    assert actual.shape == expected.shape == (2, 400)
+    assert _max_rel_diff(actual, expected) <= RTOL
+
+
+def test_golden_stam_16():
+    actual, expected = _golden_logits(_golden(16))
+    assert actual.shape == expected.shape == (2, 400)
+    assert _max_rel_diff(actual, expected) <= RTOL
+
+
+def test_golden_keys_are_the_official_layout():
+    """vidlib's state dict has exactly the official keys and shapes, so load_stam is the identity."""
+    for T in (8, 16):
+        model = _structure(f"stam_{T}")
+        own = {k: list(v.shape) for k, v in model.state_dict().items()}
+        assert own == _golden(T)["state_dict_shapes"]
+
+
+def test_layernorm_eps_1e6_is_caught_only_by_the_tight_tolerance(stam8_logits):
+    """timm's eps 1e-6 instead of STAM's 1e-5 changes the logits by ~1e-6: a 1e-4 test would pass it."""
+    _, expected = stam8_logits
+    wrong, _ = _golden_logits(_golden(8), norm_eps=1e-6)
+    diff = _max_rel_diff(wrong, expected)
+    assert RTOL < diff < 1e-4, diff
+
+
+# ------------------------------------------------------------------------------------ architecture facts
+@pytest.mark.parametrize("T", sorted(PARAMS))
+def test_param_count(T):
+    assert vidlib.num_params(_structure(f"stam_{T}")) == PARAMS[T]
+
+
+def test_architecture_facts():
+    m = _structure("stam_16")
+    assert m.patch_embed.proj.kernel_size == (16, 16) and m.pos_embed.shape == (1, 197, 768)
+    assert len(m.blocks) == 12 and m.blocks[0].attn.num_heads == 12
+    assert m.blocks[0].mlp.fc1.out_features == 3072 and m.blocks[0].mlp.act.approximate == "none"
+    assert all(b.attn.qkv.bias is not None for b in m.blocks)
+    assert {mod.eps for mod in m.modules() if isinstance(mod, nn.LayerNorm)} == {1e-5}
+    agg = m.aggregate
+    assert isinstance(agg, TemporalAggregate) and agg.pos_embed.shape == (1, 17, 768)
+    layers = agg.transformer_enc.layers
+    assert len(layers) == 6 and all(not layer.norm_first for layer in layers)  # post-norm
+    assert all(layer.self_attn.num_heads == 8 and layer.linear1.out_features == 2048 for layer in layers)
+    assert all(layer.activation_relu_or_gelu == 1 and layer.dropout.p == 0.1 for layer in layers)  # ReLU
+    assert isinstance(agg.transformer_enc.norm, nn.LayerNorm) and m.head.in_features == 768
+
+
+def test_default_cfg_is_the_stam_protocol():
+    from vidlib.data import STAMSampleFrames, build_sampler
+
+    for T in (8, 16):
+        cfg = _structure(f"stam_{T}").default_cfg
+        assert cfg["mean"] is None and cfg["std"] is None and cfg["value_scale"] == 1.0  # [0, 1], no norm
+        assert cfg["input_size"] == (3, T, 224, 224) and cfg["resize_short"] == 256 and cfg["test_crops"] == 1
+        assert cfg["published"] == f"stam_{T}_k400" and cfg["url"].endswith(f"/v2/stam_{T}.pth")
+        sampler = build_sampler(cfg["test_sampling"])
+        assert isinstance(sampler, STAMSampleFrames) and sampler.num_frames == T
+    published = (Path(vidlib.__file__).resolve().parents[1] / "results" / "published.yaml").read_text()
+    assert all(f"stam_{T}_k400:" in published for T in PARAMS)
+
+
+# ------------------------------------------------------------------------------------ FLOPs
+LIN_CONV, WITH_ATTN = ("linear", "conv"), ("linear", "conv", "attention")
+
+
+class _Frames(nn.Module):
+    """STAM's spatial ViT alone, on frames [N, 3, H, W] (to count one frame's MACs)."""
+
+    def __init__(self, model: STAM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_frames(x)
+
+
+def _temporal_gflops(model: STAM, ops) -> float:
+    """The temporal transformer + head on [1, T, D] frame embeddings, in GMACs."""
+    temporal = nn.Sequential(model.aggregate, model.head)
+    return count_flops(temporal, (1, model.num_frames, 768), ops=ops, by_module=False).gflops
+
+
+@pytest.fixture(scope="module")
+def stam8_flops():
+    model = vidlib.create_model("stam_8")
+    full = count_flops(model, (1, 3, 8, 224, 224), by_module=False)
+    frame = {ops: count_flops(_Frames(model), (1, 3, 224, 224), ops=ops, by_module=False).gflops
+             for ops in (LIN_CONV, WITH_ATTN)}
+    return model, full, frame
+
+
+def test_flops_stam_8_both_counts(stam8_flops):
+    """The README's 135 G counts Linear/Conv MACs; counting QK^T and AV (SDPA) adds ~4.2%."""
+    model, full, frame = stam8_flops
+    lin_conv = full.by_operator["linear"] + full.by_operator["conv"]
+    attention = full.by_operator["scaled_dot_product_attention"]
+    assert abs(lin_conv / README_GFLOPS[8] - 1) < 0.01
+    assert abs((lin_conv + attention) / WITH_ATTENTION_GFLOPS[8] - 1) < 0.001
+    assert 0.035 < attention / lin_conv < 0.05
+    # the per-frame decomposition used for longer clips below reproduces the full count exactly
+    assert abs(8 * frame[LIN_CONV] + _temporal_gflops(model, LIN_CONV) - lin_conv) < 1e-9
+    assert abs(8 * frame[WITH_ATTN] + _temporal_gflops(model, WITH_ATTN) - lin_conv - attention) < 1e-9
+
+
+@pytest.mark.parametrize("T", [16, 32, 64])
+def test_flops_longer_clips(stam8_flops, T):
+    """Every frame goes through the same ViT, so MACs = T x one frame + the temporal part and head."""
+    _, _, frame = stam8_flops
+    model = vidlib.create_model(f"stam_{T}")
+    assert abs((T * frame[LIN_CONV] + _temporal_gflops(model, LIN_CONV)) / README_GFLOPS[T] - 1) < 0.01
+    with_attention = T * frame[WITH_ATTN] + _temporal_gflops(model, WITH_ATTN)
+    assert abs(with_attention / WITH_ATTENTION_GFLOPS[T] - 1) < 0.001
+
+
+# ------------------------------------------------------------------------------------ tiny models, shapes
+@pytest.mark.parametrize("name", ["stam_tiny", "stam_mean_tiny"])
+@pytest.mark.parametrize("T", [4, 8, 16])
+@pytest.mark.parametrize("size", [64, 112])
+def test_tiny_shapes(name, T, size):
+    model = vidlib.create_model(name, num_classes=7, num_frames=T, img_size=size).eval()
+    assert model.default_cfg["input_size"] == (3, T, size, size)
+    assert model(torch.rand(2, 3, T, size, size)).shape == (2, 7)
+
+
+def test_mean_baseline_is_the_mean_of_frame_embeddings():
+    model = vidlib.create_model("stam_mean_tiny", num_classes=5, num_frames=4).eval()
+    assert isinstance(model.aggregate, MeanAggregate)
+    x = torch.rand(2, 3, 4, 112, 112)
+    frames = x.transpose(1, 2).reshape(8, 3, 112, 112)  # [B*T, 3, H, W]
+    expected = model.head(model.forward_frames(frames).view(2, 4, -1).mean(1))  # [B, C]
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_frames_are_processed_independently_and_in_video_major_order():
+    model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4).eval()
+    x = torch.rand(2, 3, 4, 112, 112)
+    with torch.no_grad():
+        single = torch.cat([model(x[i:i + 1]) for i in range(2)])
+        torch.testing.assert_close(model(x), single)
+
+
+@pytest.mark.parametrize("bad", [(2, 3, 8, 112, 112), (2, 3, 4, 96, 96), (2, 1, 4, 112, 112), (3, 4, 112, 112)])
+def test_wrong_input_shape_names_expected_and_actual(bad):
+    model = vidlib.create_model("stam_tiny", num_frames=4)
+    with pytest.raises(ValueError, match=r"\[B, 3, 4, 112, 112\].*" + str(list(bad)).replace("[", r"\[")):
+        model(torch.rand(bad))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="num_frames=16, got 8"):
+        vidlib.create_model("stam_16", num_frames=8)
+    with pytest.raises(ValueError, match="aggregate"):
+        STAM(4, aggregate="max")
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        STAM(4, img_size=100)
+
+
+@pytest.mark.parametrize("name", ["stam_tiny", "stam_mean_tiny"])
+def test_every_parameter_gets_a_gradient(name):
+    model = vidlib.create_model(name, num_classes=5, num_frames=4).train()
+    model(torch.rand(2, 3, 4, 112, 112)).logsumexp(1).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad
+
+
+def test_temporal_dropout_is_active_in_training_only():
+    model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4)
+    x = torch.rand(1, 3, 4, 112, 112)
+    torch.manual_seed(0)
+    train_a, train_b = model.train()(x), model(x)
+    assert not torch.allclose(train_a, train_b)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------ loaders
+def _tiny_and_sd(**kw):
+    model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4, **kw).eval()
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_load_stam_is_reexported_by_checkpoints():
+    import vidlib.checkpoints
+
+    assert vidlib.checkpoints.load_stam is load_stam
+
+
+def test_load_stam_accepts_path_wrapped_and_bare(tmp_path):
+    source, sd = _tiny_and_sd()
+    path = tmp_path / "stam_tiny.pth"
+    torch.save({"model": sd, "epoch": 3}, path)
+    x = torch.rand(1, 3, 4, 112, 112)
+    for ckpt in (path, str(path), {"model": sd}, sd, {f"module.{k}": v for k, v in sd.items()}):
+        target, _ = _tiny_and_sd()
+        assert load_stam(target, ckpt) == []
+        torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+
+
+def test_load_stam_lists_every_problem_key():
+    model, sd = _tiny_and_sd()
+    del sd["blocks.1.mlp.fc1.weight"], sd["aggregate.pos_embed"]
+    sd["blocks.9.attn.proj.weight"] = torch.zeros(3)
+    sd["head.weight"] = torch.zeros(400, 192)
+    with pytest.raises(CheckpointError) as err:
+        load_stam(model, sd)
+    msg = str(err.value)
+    for key in ("blocks.1.mlp.fc1.weight", "aggregate.pos_embed", "blocks.9.attn.proj.weight", "head.weight"):
+        assert key in msg
+    assert "(400, 192)" in msg and "zero_missing_qkv_bias" not in msg
+
+
+def test_load_stam_pre_fix_checkpoint_needs_the_explicit_option():
+    source, sd = _tiny_and_sd()
+    bias_keys = [f"blocks.{i}.attn.qkv.bias" for i in range(4)]
+    old = {k: v for k, v in sd.items() if k not in bias_keys}  # as saved before "fix qkv bias"
+    target, _ = _tiny_and_sd()
+    with pytest.raises(CheckpointError, match="zero_missing_qkv_bias=True") as err:
+        load_stam(target, old)
+    assert err.value.missing == bias_keys
+    with pytest.warns(UserWarning, match="set 4 qkv biases to zero"):
+        assert load_stam(target, old, zero_missing_qkv_bias=True) == bias_keys
+    assert all(target.state_dict()[k].abs().sum() == 0 for k in bias_keys)
+    for k in bias_keys:  # equivalent to the old bias-free model
+        source.state_dict()[k].zero_()
+    x = torch.rand(1, 3, 4, 112, 112)
+    torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+
+
+def _timm_vit(img_size=112, embed_dim=192, depth=4, num_heads=3, eps=1e-5):
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=img_size, patch_size=16, embed_dim=embed_dim, depth=depth,
+                             num_heads=num_heads, num_classes=10,
+                             norm_layer=partial(nn.LayerNorm, eps=eps)).eval()
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_init_spatial_from_timm_vit_matches_timm_features(tmp_path, fmt):
+    """Loading a timm ViT into STAM's spatial part gives exactly timm's final-LN CLS features."""
+    from safetensors.torch import save_file
+
+    vit = _timm_vit()
+    path = tmp_path / f"vit.{fmt}"
+    (torch.save if fmt == "pth" else save_file)(vit.state_dict(), path)
+    model, before = _tiny_and_sd()
+    report = init_spatial_from_vit(model, path)
+    assert report.ignored == ["head.bias", "head.weight"]
+    assert all(k.startswith(("aggregate.", "head.")) for k in report.not_initialised)
+    assert set(report.loaded) | set(report.not_initialised) == set(before)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in report.not_initialised)
+    frames = torch.rand(3, 3, 112, 112)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_frames(frames), vit.forward_features(frames)[:, 0])
+
+
+def test_init_spatial_from_timm_vit_b16_layout():
+    """All 150 spatial keys of a timm ``vit_base_patch16_224`` state dict map onto stam_16."""
+    import timm
+
+    with torch.device("meta"):
+        sd = timm.create_model("vit_base_patch16_224", pretrained=False).state_dict()
+    report = init_spatial_from_vit(_structure("stam_16"), {"model": sd})
+    assert len(report.loaded) == 150 and report.ignored == ["head.bias", "head.weight"]
+
+
+def test_init_spatial_from_vit_is_strict():
+    model, _ = _tiny_and_sd()
+    sd = _timm_vit().state_dict()
+    sd["dist_token"] = torch.zeros(1, 1, 192)
+    del sd["blocks.3.norm2.bias"]
+    with pytest.raises(CheckpointError) as err:
+        init_spatial_from_vit(model, sd)
+    assert "dist_token" in str(err.value)
+    del sd["dist_token"]
+    with pytest.raises(CheckpointError, match="blocks.3.norm2.bias"):
+        init_spatial_from_vit(model, sd)
+    with pytest.raises(CheckpointError, match="pos_embed"):  # a 224-px ViT into a 112-px model: shape error
+        init_spatial_from_vit(model, _timm_vit(img_size=224).state_dict())
+    with pytest.raises(CheckpointError, match="convert it with timm"):
+        init_spatial_from_vit(model, "ViT-B_16.npz")

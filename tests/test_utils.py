@@ -1,0 +1,177 @@
+"""Tests of vidlib/utils.py: device choice, seeding, the VIDLIB_QUICK switch, the project root,
+source display and parameter counting."""
+from __future__ import annotations
+
+import inspect
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vidlib
+from vidlib import utils
+
+
+# --- get_device --------------------------------------------------------------------------------
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    """Pretend neither CUDA nor MPS is available, whatever this machine has."""
+    monkeypatch.delenv("VIDLIB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_get_device_falls_back_to_cpu(no_accelerator):
+    assert utils.get_device() == torch.device("cpu")
+
+
+def test_get_device_prefers_cuda_over_mps(no_accelerator, monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert utils.get_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert utils.get_device() == torch.device("cuda")
+
+
+def test_get_device_forced_by_argument_and_environment(no_accelerator, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert utils.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("VIDLIB_DEVICE", "cpu")
+    assert utils.get_device() == torch.device("cpu")
+    assert utils.get_device("meta") == torch.device("meta"), "the argument wins over VIDLIB_DEVICE"
+
+
+# --- seed_everything ---------------------------------------------------------------------------
+def _draws() -> tuple:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.randn(2, 2).sum().item()
+
+
+def test_seed_everything_makes_every_generator_repeat():
+    utils.seed_everything(1234)
+    first = _draws()
+    utils.seed_everything(1234)
+    assert _draws() == first
+    utils.seed_everything(1235)
+    assert all(a != b for a, b in zip(_draws(), first)), "a different seed must change every generator"
+
+
+def test_seed_everything_repeats_a_model_initialisation():
+    utils.seed_everything(7)
+    a = torch.nn.Conv3d(3, 4, kernel_size=3).weight.detach().clone()
+    utils.seed_everything(7)
+    b = torch.nn.Conv3d(3, 4, kernel_size=3).weight.detach()
+    assert torch.equal(a, b)
+
+
+@pytest.fixture
+def restore_determinism(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+
+
+def test_seed_everything_deterministic_flags(restore_determinism):
+    utils.seed_everything(0)
+    assert not torch.are_deterministic_algorithms_enabled(), "determinism is opt-in"
+    utils.seed_everything(0, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert utils.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+# --- is_quick ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " 1 ", "yes\n"])
+def test_is_quick_true(monkeypatch, value):
+    monkeypatch.setenv("VIDLIB_QUICK", value)
+    assert utils.is_quick() is True
+
+
+@pytest.mark.parametrize("value", ["0", "", "false", "no", "off", "2", "quick"])
+def test_is_quick_false(monkeypatch, value):
+    monkeypatch.setenv("VIDLIB_QUICK", value)
+    assert utils.is_quick() is False
+
+
+def test_is_quick_unset_is_default_mode(monkeypatch):
+    monkeypatch.delenv("VIDLIB_QUICK", raising=False)
+    assert utils.is_quick() is False
+
+
+# --- project_root ------------------------------------------------------------------------------
+def test_project_root_environment_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIDLIB_ROOT", str(tmp_path))
+    assert utils.project_root() == tmp_path.resolve()
+
+
+def test_project_root_found_from_a_chapter_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    (tmp_path / "vidlib").mkdir()
+    (tmp_path / "book" / "sub").mkdir(parents=True)
+    assert utils.project_root(tmp_path / "book" / "sub") == tmp_path.resolve()
+    monkeypatch.chdir(tmp_path / "book")
+    assert utils.project_root() == tmp_path.resolve()
+
+
+def test_project_root_needs_both_markers(monkeypatch, tmp_path):
+    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
+    (tmp_path / "_config.yml").write_text("title: t\n")  # a book without the package is not the root
+    (tmp_path / "book").mkdir()
+    assert utils.project_root(tmp_path / "book") == (tmp_path / "book").resolve()
+
+
+def test_project_root_of_this_checkout(monkeypatch):
+    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
+    root = utils.project_root(Path(__file__).parent)
+    assert (root / "_config.yml").is_file() and (root / "vidlib" / "utils.py").is_file()
+
+
+# --- source_of / show_source -------------------------------------------------------------------
+def test_source_of_is_the_file_text():
+    src = utils.source_of(utils.is_quick)
+    assert src.startswith("def is_quick(")
+    assert src in Path(utils.__file__).read_text(), "source_of must return the code as it is in the file"
+    namespace: dict = {"os": utils.os, "_TRUE": utils._TRUE}
+    exec(compile(src, "<is_quick>", "exec"), namespace)  # the real, runnable definition
+    assert namespace["is_quick"].__code__.co_code == utils.is_quick.__code__.co_code
+
+
+def test_source_of_dedents_methods():
+    class Holder:
+        def method(self):
+            return 1
+
+    src = utils.source_of(Holder.method)
+    assert src.startswith("def method(self):")
+    compile(src, "<method>", "exec")
+
+
+def test_show_source_renders_markdown_with_the_source():
+    shown = utils.show_source(vidlib.create_model)
+    text = shown.data
+    assert utils.source_of(vidlib.create_model) in text
+    assert "```python\n" in text and text.rstrip().endswith("```")
+    assert "models/_registry.py" in text and "create_model" in text
+    assert shown._repr_markdown_() == text
+    assert "My title" in utils.show_source(vidlib.create_model, title="My title").data
+
+
+# --- num_params --------------------------------------------------------------------------------
+def test_num_params_counts_all_and_trainable():
+    layer = torch.nn.Linear(3, 4)
+    assert utils.num_params(layer) == 3 * 4 + 4
+    layer.bias.requires_grad_(False)
+    assert utils.num_params(layer) == 16
+    assert utils.num_params(layer, trainable_only=True) == 12
+
+
+def test_public_api_is_exported():
+    for name in ("get_device", "seed_everything", "is_quick", "project_root", "show_source", "source_of",
+                 "num_params"):
+        assert getattr(vidlib, name) is getattr(utils, name)
+        assert inspect.getdoc(getattr(utils, name)), f"{name} needs a docstring"

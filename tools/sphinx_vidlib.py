@@ -1,0 +1,45 @@
+"""Sphinx extension of the book (loaded from ``_config.yml``, ``sphinx.local_extensions``).
+
+The book runs in two modes, selected by the ``VIDLIB_QUICK`` environment variable (``vidlib.is_quick``):
+the default mode and the quick mode that CI uses. Their outputs differ, so this extension
+
+- keeps one myst-nb execution cache per mode (``_build/.jupyter_cache`` and
+  ``_build/.jupyter_cache_quick``): switching mode never shows cached outputs of the other mode,
+  and switching back does not execute the chapters again;
+- puts a banner on every page of a quick-mode build, so a reader knows the numbers come from the
+  small setting.
+
+Changing ``nb_execution_cache_path`` changes the Sphinx configuration, so Sphinx re-reads every page
+when the mode changes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+QUICK_BANNER = (
+    "Built in quick mode (VIDLIB_QUICK=1): the chapters ran their small CPU setting, "
+    "so their numbers differ from those of the default build (make book)."
+)
+
+
+def _is_quick() -> bool:
+    # Same rule as vidlib.utils.is_quick; read here so the build does not import torch.
+    return os.environ.get("VIDLIB_QUICK", "0").strip().lower() in _TRUE
+
+
+def _configure_mode(app, config) -> None:
+    quick = _is_quick()
+    if not config.nb_execution_cache_path:
+        name = ".jupyter_cache_quick" if quick else ".jupyter_cache"
+        config.nb_execution_cache_path = str(Path(app.outdir).parent / name)
+    if quick:
+        options = dict(config.html_theme_options or {})
+        options["announcement"] = QUICK_BANNER
+        config.html_theme_options = options
+
+
+def setup(app):
+    app.connect("config-inited", _configure_mode)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
