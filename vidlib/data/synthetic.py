@@ -210,7 +210,7 @@ def _program(cid: str, rng, L: int, S: int) -> list[dict]:
         _translate(rng, o, S, p, base + rng.uniform(-0.15, 0.15), rng.uniform(0.45, 0.7) * S)
     elif cid in ("turn_cw", "spin_slow", "spin_fast"):
         o = _object(rng, L, S, _ASYMMETRIC_SHAPES, (0.28, 0.36))
-        o["x"], o["y"] = o["x"] * 0 + S / 2 + rng.uniform(-3, 3), o["y"] * 0 + S / 2 + rng.uniform(-3, 3)
+        o["x"], o["y"] = np.full(L, S / 2 + rng.uniform(-3, 3)), np.full(L, S / 2 + rng.uniform(-3, 3))  # centred
         sweep = {"turn_cw": (150, 270), "spin_slow": (60, 120), "spin_fast": (420, 600)}[cid]
         sign = 1.0 if cid == "turn_cw" else rng.choice([-1.0, 1.0])  # +angle is clockwise (y points down)
         o["angle"] = o["angle"] + sign * np.deg2rad(rng.uniform(*sweep)) * p
@@ -287,6 +287,12 @@ def _make_one(task) -> tuple[str, int, int]:
     return rel, label, len(frames)
 
 
+def _codec_name() -> str:
+    import av
+
+    return "libx264 crf 17" if "libx264" in av.codecs_available else "mpeg4 4 Mbit/s"
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (the worker processes)."""
     import resource
@@ -329,7 +335,7 @@ def generate(out, seed: int = 0, quick: bool = False, size: int = 64, per_class:
                 classes=CLASSES, class_ids=CLASS_IDS, num_classes=len(CLASSES), reversal_pairs=REVERSAL_PAIRS,
                 tempo_groups=TEMPO_GROUPS, multiphase_groups=MULTIPHASE_GROUPS,
                 flip_label_map={str(k): v for k, v in FLIP_LABEL_MAP.items()}, resolution=[size, size], fps=FPS,
-                length_range=list(LENGTH_RANGE), codec="libx264 crf 17, GOP 8, no B-frames",
+                length_range=list(LENGTH_RANGE), codec=_codec_name() + ", GOP 8, no B-frames",
                 counts={s: len(v) for s, v in lists.items()}, per_class=per_class,
                 total_frames=int(sum(lengths)), generation_seconds=round(time.time() - t0, 1),
                 generation_cpu_seconds=round(_cpu_seconds() - cpu0, 1), workers=workers)
