@@ -1,7 +1,8 @@
 """CPU forward speed and peak memory of vidlib's models, and ours-vs-naive checks for TAM and TIN.
 
     python benchmarks/models.py                       # every row of MODELS, 2 threads
-    python benchmarks/models.py --models 'tanet*'     # a shell pattern over the names
+    python benchmarks/models.py --models 'tanet*,tin*'  # shell patterns over the names
+    python benchmarks/models.py --threads 1           # on an oversubscribed machine (see below)
     python benchmarks/models.py --naive               # only the TAM / TIN comparisons
     python benchmarks/models.py --json out.json       # also write the rows as JSON
 
@@ -9,7 +10,9 @@ Every model runs in a fresh subprocess (fp32, eval, ``torch.no_grad``), so ``pea
 process's peak resident memory (``ru_maxrss``) and ``model MiB`` the resident memory once the model
 is built: their difference is what the forward pass needs. Timings are the median of ``--repeats``
 runs after ``--warmup`` runs (ours-vs-naive: the best of alternating runs). The machine's load
-changes them; compare rows of the same run only.
+changes them; compare rows of the same run only. On a machine whose load average exceeds its
+cores, OpenMP barriers make 2 threads several times slower than 1 (measured here: tiny models
+fwd+bwd ~1 s/clip with 2 threads vs ~0.1 s/clip with 1 thread at load 9-15 on 2 cores).
 
 The 3D and STAM helpers append their rows to ``MODELS`` (name, create_model kwargs, input shape).
 """
@@ -106,7 +109,7 @@ def bench_one(name: str, kwargs: dict, shape: tuple, threads: int, warmup: int, 
 def run_models(pattern: str, threads: int, warmup: int, repeats: int) -> list[dict]:
     rows = []
     for name, kwargs, shape in MODELS:
-        if not fnmatch.fnmatch(name, pattern):
+        if not any(fnmatch.fnmatch(name, pat) for pat in pattern.split(",")):
             continue
         args = json.dumps([name, kwargs, shape, threads, warmup, repeats])
         here = os.path.dirname(os.path.abspath(__file__))
@@ -214,7 +217,7 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="*", help="shell pattern over the names in MODELS")
+    p.add_argument("--models", default="*", help="comma-separated shell patterns over the names in MODELS")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)

@@ -18,8 +18,14 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
+
+if TYPE_CHECKING:  # re-exported lazily by __getattr__ below
+    from .models.resnet3d import inflate_from_2d  # noqa: F401
+    from .models.stam import load_stam  # noqa: F401
 
 __all__ = [
     "CheckpointError", "load_state_dict_strict", "read_checkpoint", "load_mmaction2", "init_from_torchvision",

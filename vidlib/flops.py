@@ -215,10 +215,7 @@ def count_flops(model: nn.Module, inputs, *, by_module: bool = True, ops=None, s
                 table.setdefault(a, Counter())[f"{family} (mmcv)"] += n
     total = table[""]
     params = sum(p.numel() for p in model.parameters())
-    return FlopCount(
-        gflops=sum(total.values()) / 1e9, params=params, style=style,
-        input_shapes=[tuple(t.shape) for t in inputs],
-        by_operator={k: v / 1e9 for k, v in total.most_common()},
-        by_module={k: sum(c.values()) / 1e9 for k, c in table.items()} if by_module else {"": sum(total.values()) / 1e9},
-        unsupported=unsupported,
-    )
+    gmacs = {k: sum(c.values()) / 1e9 for k, c in (table.items() if by_module else [("", total)])}
+    return FlopCount(gflops=gmacs[""], params=params, style=style, input_shapes=[tuple(t.shape) for t in inputs],
+                     by_operator={k: v / 1e9 for k, v in total.most_common()}, by_module=gmacs,
+                     unsupported=unsupported)

@@ -84,7 +84,8 @@ class ResNet2d(nn.Module):
         super().__init__()
         if stage_blocks is None:
             if depth not in STAGE_BLOCKS:
-                raise ValueError(f"ResNet2d: depth must be one of {sorted(STAGE_BLOCKS)} (bottleneck ResNets), got {depth}")
+                raise ValueError(f"ResNet2d: depth must be one of {sorted(STAGE_BLOCKS)} (bottleneck ResNets), "
+                                 f"got {depth}")
             stage_blocks = STAGE_BLOCKS[depth]
         if not out_indices or any(not 0 <= i < len(stage_blocks) for i in out_indices):
             raise ValueError(f"ResNet2d: out_indices must be in [0, {len(stage_blocks)}), got {out_indices}")
@@ -229,19 +230,21 @@ def tiny_cfg(num_frames: int, **extra) -> dict:
 
 
 @register_model
-def tsn_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4, pretrained: str | None = None) -> Recognizer2D:
+def tsn_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4,
+            pretrained: str | None = None) -> Recognizer2D:
     """TSN with ResNet-50 (mmaction2 ``tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb``).
 
     Test protocol: 25 segments x TenCrop(224), as in the config's inherited ``test_pipeline``.
     """
-    cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), test_sampling=seg_sampling(num_frames, 25),
-                   test_crops=10, url=TSN_URL, paper="1608.00859", published="tsn_r50_k400")
+    cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames),
+                   test_sampling=seg_sampling(num_frames, 25), test_crops=10, url=TSN_URL, paper="1608.00859", published="tsn_r50_k400")
     return build_recognizer(ResNet2d(50), num_classes=num_classes, num_frames=num_frames, dropout=dropout,
                             init_std=0.01, fixed_frames=False, pretrained=pretrained, cfg=cfg)
 
 
 @register_model
-def tsn_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4, pretrained: str | None = None) -> Recognizer2D:
+def tsn_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4,
+             pretrained: str | None = None) -> Recognizer2D:
     """TSN on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128) for CPU experiments."""
     return build_recognizer(ResNet2d(**TINY), num_classes=num_classes, num_frames=num_frames, dropout=dropout,
                             init_std=0.01, fixed_frames=False, pretrained=pretrained,

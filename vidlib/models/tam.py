@@ -79,8 +79,8 @@ class TAM(nn.Module):
         z = x.mean(dim=(3, 4))  # [N, C, T]
         kernel = self.G(z.reshape(n * c, t)).view(n * c, 1, self.kernel_size, 1)  # [N*C, 1, K, 1]
         s = self.L(z).view(n, c, t, 1, 1)  # [N, C, T, 1, 1]
-        y = F.conv2d((x * s).reshape(1, n * c, t, h * w), kernel, stride=(self.stride, 1),
-                     padding=(self.padding, 0), groups=n * c)  # [1, N*C, T', H*W]
+        xs = (x * s).reshape(1, n * c, t, h * w)  # [1, N*C, T, H*W]: one "image" with N*C channels
+        y = F.conv2d(xs, kernel, stride=(self.stride, 1), padding=(self.padding, 0), groups=n * c)  # [1, N*C, T', H*W]
         t_out = y.shape[2]
         y = y.view(n, c, t_out, h, w).permute(0, 2, 1, 3, 4)  # [N, T', C, H, W]
         return y.reshape(n * t_out, c, h, w)  # [N*T', C, H, W]
@@ -140,7 +140,8 @@ def tanet_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float | N
               beta: int = 4, adaptive_kernel_size: int = 3, pretrained: str | None = None) -> Recognizer2D:
     """TANet-R50. ``num_classes=174`` selects the sthv1 cfg (dropout 0.6), otherwise K400 (dropout 0.5)."""
     dropout = (0.6 if num_classes == 174 else 0.5) if dropout is None else dropout
-    backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta, adaptive_kernel_size=adaptive_kernel_size)
+    backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta,
+                              adaptive_kernel_size=adaptive_kernel_size)
     return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
                             pretrained=pretrained, cfg=_tanet_cfg(num_frames, num_classes))
 
@@ -149,7 +150,7 @@ def tanet_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float | N
 def tanet_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, alpha: int = 2, beta: int = 4,
                adaptive_kernel_size: int = 3, pretrained: str | None = None) -> Recognizer2D:
     """TANet on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
-    backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta, adaptive_kernel_size=adaptive_kernel_size,
-                              **TINY)
+    backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta,
+                              adaptive_kernel_size=adaptive_kernel_size, **TINY)
     return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
                             pretrained=pretrained, cfg=tiny_cfg(num_frames, paper="2005.06803"))

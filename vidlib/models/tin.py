@@ -72,6 +72,8 @@ def linear_sampler(x: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor | 
     """
     n, t, c, h, w = x.shape
     g = offset.shape[1]
+    if offset.shape[0] != n or c % g:
+        raise ValueError(f"linear_sampler: offset must be [N={n}, G] with G dividing C={c}, got {tuple(offset.shape)}")
     o0 = torch.floor(offset).detach()  # [N, G], integer part (no gradient)
     f = (offset - o0).repeat_interleave(c // g, dim=1)[:, None, :]  # [N, 1, C]
     o0 = o0.long().repeat_interleave(c // g, dim=1)[:, None, :]  # [N, 1, C]
@@ -79,12 +81,13 @@ def linear_sampler(x: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor | 
     valid = (src >= 0) & (src < t)
     rows = (torch.arange(n, device=x.device)[:, None, None] * t + src.clamp(0, t - 1)) * c \
         + torch.arange(c, device=x.device)  # [N, T+1, C] row index into x viewed as [N*T*C, HW]
-    frames = x.reshape(n * t * c, h * w).index_select(0, rows.flatten()).view(n, t + 1, c, h * w)
+    frames = x.reshape(n * t * c, h * w).index_select(0, rows.flatten())  # [N*(T+1)*C, HW]
+    frames = frames.view(n, t + 1, c, h * w)  # [N, T+1, C, HW]: frames[:, i] = S_{o0}(x)[i - 1]
     a, b = (1 - f) * valid[:, 1:], f * valid[:, :-1]  # [N, T, C] weights of S_{o0} and S_{o0+1}
     if scale is not None:
         a, b = a * scale, b * scale
     out = frames[:, 1:] * a[..., None]  # [N, T, C, HW]
-    return out.addcmul_(frames[:, :-1], b[..., None]).view(n, t, c, h, w)
+    return out.addcmul_(frames[:, :-1], b[..., None]).view(n, t, c, h, w)  # [N, T, C, H, W]
 
 
 class OffsetNet(nn.Module):
