@@ -119,20 +119,24 @@ def tanet_backbone(*, depth: int = 50, num_segments: int = 8, out_indices: tuple
 
 
 def _tanet_cfg(num_frames: int, num_classes: int) -> dict:
-    """The mmaction2 protocol: K400 dense sampling and 10 clips x ThreeCrop(256); sthv1 segments."""
+    """The mmaction2 protocol: K400 dense sampling and 10 clips x ThreeCrop(256); sthv1 segments.
+
+    Training crops: MultiScaleCrop with 13 fixed crops (``num_fixed_crops=13`` in every TANet config).
+    """
     mean = (123.675, 116.28, 103.5)  # sic: mmaction2's tanet_r50.py base config (fact sheet §0.1)
     if num_classes != 174:
         dense = dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=num_frames,
                      sample_range=64, num_sample_positions=10)
         return make_cfg(num_frames=num_frames, sampling=dense, test_crops=3, test_crop_size=256, mean=mean,
-                        std=IMAGENET_STD, url=URLS["tanet_r50_k400"], paper="2005.06803", published="tanet_r50_k400")
+                        std=IMAGENET_STD, num_fixed_crops=13, url=URLS["tanet_r50_k400"], paper="2005.06803",
+                        published="tanet_r50_k400")
     key = "tanet_r50_sthv1_16f" if num_frames == 16 else "tanet_r50_sthv1_8f"
     if num_frames == 16:  # the 16f config's test_pipeline = val_pipeline: one centre-cropped view
         test = dict(test_sampling=seg_sampling(num_frames), test_crops=1)
     else:  # twice_sample doubles the segments' views, x ThreeCrop(256) = 6 views
         test = dict(test_sampling={**seg_sampling(num_frames), "twice_sample": True}, test_crops=3, test_crop_size=256)
     return make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), mean=mean, std=IMAGENET_STD,
-                    url=URLS[key], paper="2005.06803", published=key, flip_label_map=STHV1_FLIP_LABEL_MAP, **test)
+                    num_fixed_crops=13, url=URLS[key], paper="2005.06803", published=key, flip_label_map=STHV1_FLIP_LABEL_MAP, **test)
 
 
 @register_model
