@@ -101,3 +101,20 @@ def test_prob_and_score_averaging_against_hand_computed_values():
     assert prob["average_clips"] == "prob" and prob["loss"] is None  # no CE for multi-view data
     # the default comes from the model cfg
     assert evaluate(_ReadLogits(), _ViewData(), device="cpu")["average_clips"] == "prob"
+
+
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vidlib.engine import plot_confusion, plot_curves
+
+    history = [{"epoch": 1, "train_loss": 2.0, "train_top1": 0.2, "val_top1": 0.25},
+               {"epoch": 2, "train_loss": 1.5, "train_top1": 0.4, "val_top1": None}]
+    fig = plot_curves({"a": {"history": history}, "b": history})
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
+    assert len(fig.axes[2].lines[0].get_xdata()) == 1  # epochs without validation are skipped
+    cm = confusion_matrix(SCORES.argmax(1), LABELS, 3)
+    fig = plot_confusion(cm, ["a", "b", "c"], title="cm")
+    image = fig.axes[0].images[0].get_array()
+    assert image[1].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # row-normalised

@@ -203,7 +203,8 @@ def test_recipe_values_from_the_fact_sheet():
     assert (t["optimizer"]["lr"], t["optimizer"]["weight_decay"], t["clip_grad"], t["epochs"]) == (0.01, 1e-4, 20, 100)
     assert t["data"]["sampling"]["name"] == "DenseSampleFrames" and t["data"]["test_crops"] == 3
     s = get_recipe("tin_r50_sthv1")
-    assert (s["optimizer"]["lr"], s["optimizer"]["weight_decay"], s["clip_grad"], s["batch_size"]) == (0.01, 5e-4, 20, 6)
+    opt = s["optimizer"]
+    assert (opt["lr"], opt["weight_decay"], s["clip_grad"], s["batch_size"]) == (0.01, 5e-4, 20, 6)
     assert s["data"]["flip"] == 0 and get_recipe("tin_r50_sthv2")["clip_grad"] == 40
     p = get_recipe("tpn_tsm_r50_sthv1")
     assert p["optimizer"]["nesterov"] and p["optimizer"]["weight_decay"] == 5e-4 and p["aux_loss"]["weight"] == 0.5

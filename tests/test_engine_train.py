@@ -58,7 +58,7 @@ def one_thread():
 
 
 def _comparable(history):
-    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+    return [{k: v for k, v in h.items() if not k.endswith("time_s")} for h in history]
 
 
 def test_train_summary_contents(tiny_data, tmp_path):
@@ -77,6 +77,35 @@ def test_train_summary_contents(tiny_data, tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [1]
     assert (tmp_path / "w" / "last.pth").is_file() and (tmp_path / "w" / "best.pth").is_file()
     assert isinstance(s.model, nn.Module)
+
+
+def test_aux_loss_follows_the_contract():
+    """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux head."""
+    import torch.nn.functional as F
+
+    from vidlib.engine import get_recipe
+    from vidlib.engine.training import _aux_weight, _loss
+
+    model = vidlib.create_model("tpn_tsm_tiny", num_classes=3, num_frames=8).train()
+    weight = _aux_weight(model, get_recipe("tpn_tsm_r50_sthv1"))
+    assert weight == 0.5
+    x, y = torch.randn(2, 3, 8, 64, 64), torch.tensor([0, 2])
+    torch.manual_seed(0)
+    loss, _ = _loss(model, x, y, weight)
+    torch.manual_seed(0)
+    logits, extra = model(x, return_aux=True)
+    assert loss.item() == pytest.approx((F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(extra["aux"], y)).item())
+    assert _aux_weight(vidlib.create_model("tsn_tiny", num_classes=3), get_recipe("synthetic_tiny")) is None
+
+
+def test_ema_weights_are_evaluated_and_checkpointed(tiny_data, tmp_path):
+    s = train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides={**SMALL, "ema": 0.5}, **{**RUN, "epochs": 1})
+    ck = load_checkpoint_file(tmp_path / "w" / "last.pth")
+    assert ck["ema"] is not None and int(ck["ema"]["n_averaged"]) == 3  # one update per iteration
+    ema_weights = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+    for k, v in s.model.state_dict().items():  # the summary's model is the EMA model
+        assert torch.equal(v, ema_weights[k]), k
+    assert not all(torch.equal(v, ck["model"][k]) for k, v in ema_weights.items())
 
 
 _KILLER = textwrap.dedent("""
@@ -205,8 +234,9 @@ def test_cli_errors_are_clear(tiny_data, tmp_path, capsys):
     assert "unknown recipe 'tanet_r51_k400'" in err and "tanet_r50_k400" in err
     assert cli_main(base + ["--model", "tsm_tinyy"]) == 2
     assert "unknown model 'tsm_tinyy'" in capsys.readouterr().err
-    assert cli_main(["train", "--data", str(tmp_path / "nodata"), "--model", "tsn_tiny"]) == 2
-    assert "nodata" in capsys.readouterr().err
+    assert cli_main(["train", "--data", str(tmp_path / "nodata"), "--model", "tsn_tiny", "--work-dir",
+                     str(tmp_path / "nd")]) == 2
+    assert "nodata" in capsys.readouterr().err and not (tmp_path / "nd").exists()
     assert cli_main(base + ["--model", "tsn_tiny", "--model-kw", "num_classes=5"]) == 2
     err = capsys.readouterr().err
     assert "num_classes=5" in err and "3 classes" in err

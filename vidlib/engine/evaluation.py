@@ -117,6 +117,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
                       "from the metrics (see 'num_unreadable')")
     names = class_names or getattr(loader.dataset, "classes", None)
     report = classification_report(scores[ok], labels[ok], names)
-    report.update(preds=scores.argmax(axis=1).tolist(), labels=labels.tolist(), scores=scores, loss=loss, average_clips=average,
+    report.update(preds=scores.argmax(axis=1).tolist(), labels=labels.tolist(), scores=scores, loss=loss,
+                  average_clips=average,
                   num_unreadable=int((~ok).sum()), mode=mode)
     return report

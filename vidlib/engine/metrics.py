@@ -33,7 +33,9 @@ def topk_accuracy(scores, labels, ks=(1, 5)) -> dict[int, float]:
     scores, labels = _check(scores, labels)
     order = np.argsort(-scores, axis=1, kind="stable")  # [N, C], best first
     hits = order == labels[:, None]  # [N, C]
-    return {k: float(hits[:, : min(k, scores.shape[1])].any(axis=1).mean()) if len(labels) else float("nan") for k in ks}
+    if not len(labels):
+        return {k: float("nan") for k in ks}
+    return {k: float(hits[:, : min(k, scores.shape[1])].any(axis=1).mean()) for k in ks}
 
 
 def confusion_matrix(preds, labels, num_classes: int) -> np.ndarray:
@@ -81,7 +83,8 @@ def classification_report(scores, labels, class_names: list[str] | None = None, 
     out["mean_class_acc"] = mean_class_accuracy(scores, labels)
     out["num_samples"] = int(len(labels))
     out["per_class"] = [
-        {"class": c, "name": names[c], "support": int(cm[c].sum()), "accuracy": None if np.isnan(acc[c]) else float(acc[c])}
+        {"class": c, "name": names[c], "support": int(cm[c].sum()),
+         "accuracy": None if np.isnan(acc[c]) else float(acc[c])}
         for c in range(num_classes)
     ]
     out["confusion_matrix"] = cm.tolist()

@@ -16,7 +16,8 @@ Keys of a recipe (all plain data):
 - ``batch_size`` (per GPU), ``gpus``, ``base_batch_size`` (what ``lr`` is for; ``--auto-scale-lr``).
 - ``epochs``, ``val_interval``, ``optimizer`` (see :func:`vidlib.engine.optim.build_optimizer`),
   ``clip_grad`` (max L2 norm or ``None``), ``schedule`` (phases, see :func:`vidlib.engine.optim.lr_factor`),
-  ``ema`` (model EMA decay or ``None``), ``aux_loss`` (models with an auxiliary head, see CONTRIBUTING.md).
+  ``ema`` (model EMA decay or ``None``), ``aux_loss`` (models with an auxiliary head, see CONTRIBUTING.md),
+  ``find_unused_parameters`` (DDP).
 - ``published``: key in ``results/published.yaml``; ``source``: the config it transcribes;
   ``notes``: deviations, upstream quirks and unverified items.
 
@@ -232,8 +233,9 @@ _CSN = dict(
     optimizer=_sgd(5e-4, 1e-4), clip_grad=40,
     schedule=[dict(name="linear", start_factor=0.1, begin=0, end=16, by="epoch"),
               dict(name="multistep", milestones=[32, 48], gamma=0.1, begin=0, end=58)],
+    find_unused_parameters=True,
     notes="The 'non-bnfrozen' config only overrides `pretrained`, so BN is frozen (norm_eval + bn_frozen) by "
-          "inheritance. Warm-up is epoch-wise (16 epochs). find_unused_parameters=True in mmaction2.")
+          "inheritance. Warm-up is epoch-wise (16 epochs).")
 RECIPES["ircsn_r152_ig65m_k400"] = _CSN
 RECIPES["ircsn_r152_ig65m_bnfrozen_k400"] = dict(
     copy.deepcopy(_CSN), published="ircsn_r152_ig65m_bnfrozen_k400",
@@ -301,7 +303,8 @@ RECIPES["synthetic_tiny"] = dict(
     clip_grad=20, schedule=[dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
                             dict(name="cosine", begin=1, by="iter")],  # no end: until the last epoch
     notes="A from-scratch schedule for the tiny models at the benchmark's native 64 px: SGD with TSM-style "
-          "groups (no fc_lr5), 1-epoch warm-up, cosine to 0 at the last epoch (also when --epochs changes). The horizontal flip relabels the direction "
+          "groups (no fc_lr5), 1-epoch warm-up, cosine to 0 at the last epoch (also when --epochs changes). "
+          "The horizontal flip relabels the direction "
           "classes with the dataset's meta.json flip_label_map.")
 RECIPES["synthetic_tiny_3d"] = dict(
     copy.deepcopy(RECIPES["synthetic_tiny"]),
@@ -318,6 +321,12 @@ RECIPES["synthetic_stam_tiny"] = dict(
     notes="AdamW as for STAM, with a higher lr for a small from-scratch transformer; 64 px frames (4x4 patches). "
           "The videos are 2-8 s long, so STAM's 10-second window is replaced by TSN segment sampling.")
 
+
+#: Optional keys every recipe has (so that ``--set ema=0.999`` works everywhere).
+_OPTIONAL = dict(ema=None, aux_loss=None, find_unused_parameters=False, val_interval=1, notes="")
+for _recipe in RECIPES.values():
+    for _key, _value in _OPTIONAL.items():
+        _recipe.setdefault(_key, _value)
 
 # --- access and overrides ---------------------------------------------------------------------------------
 def list_recipes(pattern: str = "*") -> list[str]:

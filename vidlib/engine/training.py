@@ -205,10 +205,15 @@ class _Progress:
             self.bar.close()
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_text(path: Path, text: str) -> None:
+    """Replace ``path`` atomically (readers never see a half-written file)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=1, default=_jsonable))
 
 
 def _jsonable(o):
@@ -236,7 +241,8 @@ def _public_report(report: dict, max_scores: int = 200_000) -> dict:
 
 def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/synthetic", *,
           recipe: str | dict = "synthetic_tiny", epochs: int | None = None, batch_size: int | None = None,
-          lr: float | None = None, auto_scale_lr: bool = False, seed: int = 0, work_dir: str | os.PathLike | None = None,
+          lr: float | None = None, auto_scale_lr: bool = False, seed: int = 0,
+          work_dir: str | os.PathLike | None = None,
           name: str | None = None, device: str | torch.device | None = None, amp: str | None = "auto",
           compile: bool = False, num_workers: int = 0, resume: bool | str = False, load_from: str | None = None,
           overrides: dict | None = None, test: bool = False, save_every_iters: int | None = None,
@@ -269,7 +275,8 @@ def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/
         **model_kwargs: passed to :func:`vidlib.create_model` (e.g. ``num_frames=8``, ``dropout=0.0``).
 
     Returns a :class:`RunSummary` (a dict, also written as JSON): ``history`` (per epoch: ``train_loss``,
-    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s``),
+    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s`` (training)
+    and ``val_time_s``),
     ``val`` (the final validation report: ``per_class``, ``confusion_matrix``, ``preds``, ``labels``, ...),
     ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the ``overrides`` log; ``.model`` holds
     the trained model.
@@ -288,6 +295,7 @@ def _run(rec: dict, override_log: list[str], info: DistInfo, dev: torch.device, 
     label = args["model"] if isinstance(args["model"], str) else (rec["model"] if args["model"] is None else "model")
     name = args["name"] or f"{label}_{rec['name']}_s{args['seed']}"
     work_dir = Path(args["work_dir"] or Path("work_dirs") / name)
+    _read_classes(Path(args["data"]))  # fail on a missing data folder before creating anything
     if info.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
     ctx = dict(rec=rec, info=info, dev=dev, a=args, work_dir=work_dir, amp=_amp_mode(args["amp"], dev),
@@ -374,7 +382,7 @@ def _finish(ctx: dict, state: dict, final_val: dict, override_log: list[str], se
         world_size=info.world_size, batch_size=rec["batch_size"], total_batch_size=ctx["world_batch"],
         device=str(ctx["dev"]), amp=ctx["amp"], num_params=num_params(ctx["net"]), epochs=rec["epochs"],
         history=hist, best=state["best"], val=_public_report(final_val),
-        minutes_per_epoch=float(np.mean([h["time_s"] for h in hist]) / 60) if hist else None,
+        minutes_per_epoch=float(np.mean([h["time_s"] + h.get("val_time_s", 0.0) for h in hist]) / 60) if hist else None,
         wall_minutes=seconds / 60, work_dir=str(ctx["work_dir"]), checkpoint=str(ckpt.last),
         best_checkpoint=str(ckpt.best), vidlib=__version__, torch=torch.__version__,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -468,8 +476,9 @@ def _epoch(ctx: dict, state: dict) -> dict | None:
                  train_loss=loss_sum / max(seen, 1), train_top1=correct / max(seen, 1), time_s=time.time() - t0)
     report = None
     if (epoch + 1) % rec.get("val_interval", 1) == 0 or epoch + 1 == rec["epochs"]:
+        t1 = time.time()
         report = _validate(ctx, ctx["eval_model"])
-        entry.update(_val_entry(report))
+        entry.update(_val_entry(report), val_time_s=time.time() - t1)
     state["history"].append(entry)
     state.update(epoch=epoch + 1, iter_in_epoch=0, accum=[0.0, 0.0, 0.0])
     is_best = report is not None and (state["best"] is None or report["top1"] > state["best"]["top1"])
@@ -477,7 +486,7 @@ def _epoch(ctx: dict, state: dict) -> dict | None:
         state["best"] = dict(epoch=epoch + 1, top1=report["top1"])
     _save(ctx, state, is_best)
     if info.is_main:
-        (ctx["work_dir"] / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in state["history"]))
+        _write_text(ctx["work_dir"] / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
         ctx["log"](" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
         _tensorboard(ctx, entry)
     return report
