@@ -29,12 +29,16 @@ import copy
 import json
 from typing import Any
 
-__all__ = ["RECIPES", "DATA_CFG_KEYS", "get_recipe", "list_recipes", "apply_overrides", "parse_value", "format_recipe"]
+__all__ = ["RECIPES", "DATA_CFG_KEYS", "DATASET_KEYS", "get_recipe", "list_recipes", "apply_overrides", "parse_value", "format_recipe"]
 
 #: Keys of a recipe's ``data`` that override the model cfg given to ``vidlib.data.build_dataset``.
 DATA_CFG_KEYS = ("sampling", "test_sampling", "crop_size", "resize_short", "test_crops", "test_crop_size",
                  "train_crop", "num_fixed_crops", "flip", "color_jitter", "flip_label_map", "mean", "std",
                  "value_scale", "average_clips")
+#: Keys of a recipe's ``data`` that describe the files (passed to ``vidlib.data.build_dataset`` as arguments).
+DATASET_KEYS = ("format", "filename_tmpl", "start_index")
+#: Something-Something V1 as mmaction2 reads it: RawframeDataset, ``{:05}.jpg`` frames numbered from 1.
+STHV1_FRAMES = dict(format="rawframes", filename_tmpl="{:05}.jpg", start_index=1)
 
 # --- shared pieces (mmaction2 transform names and arguments) ------------------------------------------
 IMAGENET_R50 = "torchvision://resnet50 (ImageNet; vidlib: model kwarg pretrained=<torchvision resnet50 .pth>)"
@@ -108,7 +112,7 @@ RECIPES["tanet_r50_sthv1_8f"] = dict(
            "(+ _base_/schedules/sgd_tsm_50e.py)",
     published="tanet_r50_sthv1_8f", model="tanet_r50",
     model_kwargs=dict(num_classes=174, num_frames=8, dropout=0.6), pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", sampling=_seg(8),
+    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
               test_sampling=_seg(8, twice_sample=True), **_multiscale(13, 0.5, STHV1_FLIP), val=CENTER_224,
               test=dict(views="twice_sample (2 clips) x ThreeCrop 256 = 6 views", clips=2, crops=3, crop_size=256,
                         resize_short=256, average_clips="prob"),
@@ -122,7 +126,7 @@ RECIPES["tanet_r50_sthv1_16f"] = dict(
     description="TANet-R50, Something-Something V1, 1x1x16, 50 epochs",
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb.py",
     published="tanet_r50_sthv1_16f", model_kwargs=dict(num_classes=174, num_frames=16, dropout=0.6),
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", sampling=_seg(16), test_sampling=_seg(16),
+    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(16), test_sampling=_seg(16),
               **_multiscale(13, 0.5, STHV1_FLIP), val=CENTER_224,
               test=dict(CENTER_224, views="1 clip x CenterCrop 224 (test_pipeline = val_pipeline)",
                         average_clips="prob"),
@@ -136,7 +140,7 @@ _TIN_STHV1 = dict(
     source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py (+ _base_/models/tin_r50.py)",
     published="tin_r50_sthv1", model="tin_r50",
     model_kwargs=dict(num_classes=174, num_frames=8, dropout=0.8), pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", sampling=_seg(8), test_sampling=_seg(8),
+    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8), test_sampling=_seg(8),
               **_multiscale(5, flip=None), val=CENTER_224,
               test=dict(CENTER_224, average_clips="prob"), test_crops=1, test_crop_size=224),
     batch_size=6, gpus=8, base_batch_size=48, epochs=40, val_interval=1,
@@ -154,7 +158,8 @@ RECIPES["tin_r50_sthv2"] = dict(
     description="TIN-R50, Something-Something V2, 1x1x8, 40 epochs",
     source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb.py",
     published="tin_r50_sthv2", clip_grad=40, val_interval=2,
-    data=dict(copy.deepcopy(_TIN_STHV1["data"]), dataset="Something-Something V2 rawframes"))
+    data=dict(copy.deepcopy(_TIN_STHV1["data"]), dataset="Something-Something V2 rawframes img_{:05}.jpg",
+              filename_tmpl="img_{:05}.jpg"))  # the sthv2 config keeps RawframeDataset's default template
 
 RECIPES["tin_r50_k400"] = dict(
     description="TIN-R50, Kinetics-400, 1x1x8, 50 epochs, fine-tuned from TSM-R50 K400",
@@ -203,7 +208,7 @@ RECIPES["tpn_tsm_r50_sthv1"] = dict(
     source="[MM] recognition/tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py",
     published="tpn_tsm_r50_sthv1", model="tpn_tsm_r50", model_kwargs=dict(num_classes=174, num_frames=8),
     pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", sampling=_seg(8),
+    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
               test_sampling=_seg(8, twice_sample=True), **_rrc(False, STHV1_FLIP, color_jitter=True), val=CENTER_224,
               test=dict(views="twice_sample (2 clips) x ThreeCrop 256 = 6 views", clips=2, crops=3, crop_size=256,
                         resize_short=256, average_clips="prob"),

@@ -42,7 +42,7 @@ from .checkpoint import CheckpointManager, get_rng_state, load_checkpoint_file, 
 from .distributed import DistInfo, TrainSampler, all_reduce_sum, cleanup, init_distributed
 from .evaluation import autocast_context, evaluate
 from .optim import build_optimizer, build_scheduler, scale_lr
-from .recipes import DATA_CFG_KEYS, apply_overrides, get_recipe
+from .recipes import DATA_CFG_KEYS, DATASET_KEYS, apply_overrides, get_recipe
 
 __all__ = ["train", "RunSummary", "NonFiniteLossError", "SeededSamples", "resolve_recipe"]
 
@@ -127,8 +127,10 @@ def _read_classes(root: Path) -> list[str] | None:
 
 
 def _build_data(root: Path, cfg: dict, recipe: dict, backend: str, on_error: str):
-    over = {k: v for k, v in recipe.get("data", {}).items() if k in DATA_CFG_KEYS}
-    kw = dict(backend=backend, on_error=on_error, **over)
+    data = recipe.get("data", {})
+    over = {k: v for k, v in data.items() if k in DATA_CFG_KEYS}
+    files = {k: v for k, v in data.items() if k in DATASET_KEYS}  # rawframes lists (Something-Something)
+    kw = dict(backend=backend, on_error=on_error, **files, **over)
     return build_dataset(root, "train", cfg, "train", **kw), build_dataset(root, "val", cfg, "val", **kw), over
 
 
