@@ -136,3 +136,18 @@ def test_cost_rows_compare_only_at_the_published_shape():
     import vidlib
     assert round(nopub["params_m"] * 1e6) == vidlib.num_params(vidlib.create_model("tsn_tiny", num_classes=10))
     assert "| tiny@256 |" in md.data
+
+
+def test_model_cfgs_point_at_existing_entries_with_the_same_checkpoint():
+    """Every registered model's ``default_cfg["published"]`` exists, and its ``url`` is that entry's checkpoint."""
+    import vidlib
+
+    entries = report.published()
+    for name in vidlib.list_models():
+        cfg = vidlib.create_model(name).default_cfg
+        key = cfg.get("published")
+        if key is None:
+            continue
+        assert key in entries, f"{name}: default_cfg published={key!r} is not in results/published.yaml"
+        if cfg.get("url"):
+            assert cfg["url"] == entries[key]["checkpoint"], (name, cfg["url"], entries[key]["checkpoint"])

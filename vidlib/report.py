@@ -10,6 +10,7 @@ Chapters import this module; nothing in the library does. It keeps three rules o
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import statistics
@@ -46,7 +47,7 @@ def _load_yaml(path: str, mtime: float) -> dict:
 
 
 def published(key: str | None = None, *, section: str = "entries") -> dict:
-    """One entry of ``results/published.yaml`` (a dict), or the whole ``section`` when ``key`` is None.
+    """A copy of one entry of ``results/published.yaml`` (a dict), or of the whole ``section`` when ``key`` is None.
 
     ``section`` may also be ``"papers"`` or ``"sources"``. Raises ``FileNotFoundError`` naming the path
     when the file is missing and ``KeyError`` listing the known keys for an unknown key.
@@ -59,10 +60,10 @@ def published(key: str | None = None, *, section: str = "entries") -> dict:
         raise KeyError(f"{path}: no section {section!r}; sections: {', '.join(data)}")
     table = data[section]
     if key is None:
-        return table
+        return copy.deepcopy(table)
     if key not in table:
         raise KeyError(f"{path}: no {section} key {key!r}; known keys: {', '.join(table)}")
-    return table[key]
+    return copy.deepcopy(table[key])  # callers may modify their copy; the cached file data stays intact
 
 
 def results_path(name: str, quick: bool | None = None) -> Path:
