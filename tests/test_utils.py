@@ -69,6 +69,7 @@ def restore_determinism(monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(False)  # start from torch's default, whatever ran before
     yield
     torch.use_deterministic_algorithms(before[0], warn_only=before[1])
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
@@ -76,7 +77,7 @@ def restore_determinism(monkeypatch):
 
 def test_seed_everything_deterministic_flags(restore_determinism):
     utils.seed_everything(0)
-    assert not torch.are_deterministic_algorithms_enabled(), "determinism is opt-in"
+    assert not torch.are_deterministic_algorithms_enabled(), "seeding alone must not switch determinism on"
     utils.seed_everything(0, deterministic=True)
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.is_deterministic_algorithms_warn_only_enabled()
