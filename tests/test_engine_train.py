@@ -62,8 +62,10 @@ def _comparable(history):
 
 
 def test_train_summary_contents(tiny_data, tmp_path):
+    before = torch.are_deterministic_algorithms_enabled()
     s = train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1,
               "results_dir": tmp_path / "runs"}, name="tsn_run")
+    assert torch.are_deterministic_algorithms_enabled() == before  # train() does not leak its determinism flag
     assert [h["epoch"] for h in s["history"]] == [1]
     h = s["history"][0]
     for k in ("train_loss", "train_top1", "lr", "val_top1", "val_top5", "val_mean_class_acc", "val_loss", "time_s"):

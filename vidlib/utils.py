@@ -96,7 +96,9 @@ def show_source(obj, title: str | None = None):
     """
     src = source_of(obj)
     where = f"{inspect.getmodule(obj).__name__}.{getattr(obj, '__qualname__', '')}"
-    header = f"**{title or where}** (from `{inspect.getsourcefile(obj).split('vidlib', 1)[-1].lstrip('/')}` in `vidlib`)\n\n"
+    package_dir = Path(__file__).resolve().parent  # .../vidlib
+    rel = Path(inspect.getsourcefile(obj)).resolve().relative_to(package_dir.parent).as_posix()  # vidlib/models/tam.py
+    header = f"**{title or where}** (from `{rel}`)\n\n"
     try:
         from IPython.display import Markdown
     except ImportError:  # pragma: no cover - IPython is installed with jupyter

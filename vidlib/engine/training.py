@@ -286,9 +286,11 @@ def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/
     args = dict(locals())  # every argument, by name, for the helpers below
     rec, override_log = resolve_recipe(recipe, overrides, epochs=epochs, batch_size=batch_size, lr=lr)
     info, dev = init_distributed(torch.device(device) if device is not None else get_device())
+    was_deterministic = torch.are_deterministic_algorithms_enabled()  # restored below: no leak into the caller
     try:
         return _run(rec, override_log, info, dev, args)
     finally:
+        torch.use_deterministic_algorithms(was_deterministic)
         cleanup()
 
 
