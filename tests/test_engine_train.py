@@ -81,6 +81,25 @@ def test_train_summary_contents(tiny_data, tmp_path):
     assert isinstance(s.model, nn.Module)
 
 
+def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_nothing(tiny_data, tmp_path):
+    """Two runs in two spawned workers (frame cache on) == the same runs one after another here (no cache)."""
+    from vidlib.engine import train_many
+
+    runs = [dict(model="tsm_tiny", seed=0), dict(model="tanet_tiny", seed=1)]
+    common = dict(RUN, data=tiny_data, overrides=SMALL, epochs=2)
+    par = train_many([dict(r, work_dir=tmp_path / f"p{i}") for i, r in enumerate(runs)], processes=2,
+                     threads=1, frame_cache=True, **common)
+    seq = [train(**{**common, **r}, work_dir=tmp_path / f"s{i}") for i, r in enumerate(runs)]
+    for p, q in zip(par, seq):
+        assert p["model"] == q["model"] and p["seed"] == q["seed"]
+        assert _comparable(p["history"]) == _comparable(q["history"])
+        assert p["val"]["scores"] == q["val"]["scores"]
+        a, b = p.model.state_dict(), q.model.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].cpu()) for k in a)
+    with pytest.raises(TypeError, match="model names"):
+        train_many([dict(model=vidlib.create_model("tsn_tiny", num_classes=3))], processes=2, **common)
+
+
 def test_aux_loss_follows_the_contract():
     """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux head."""
     import torch.nn.functional as F
@@ -218,8 +237,10 @@ def test_cli_train_and_test(tiny_data, tmp_path, capsys):
                    "--num-workers", "0", "--backend", "pyav", "--amp", "off", "--auto-scale-lr", "--name", "c"])
     assert rc == 0
     summary = json.loads((tmp_path / "r" / "c.json").read_text())
-    # linear scaling rule: recipe lr 0.05 for base batch 16, run with 1 x 4
-    assert summary["recipe"]["optimizer"]["lr"] == pytest.approx(0.05 * 4 / 16)
+    # linear scaling rule: the recipe's lr for its base batch 16, run with 1 x 4
+    rec = vidlib.engine.get_recipe("synthetic_tiny")
+    assert rec["base_batch_size"] == 16
+    assert summary["recipe"]["optimizer"]["lr"] == pytest.approx(rec["optimizer"]["lr"] * 4 / 16)
     assert any("auto-scale-lr" in line for line in summary["overrides"])
     rc = cli_main(["test", "--checkpoint", str(work / "last.pth"), "--data", str(tiny_data), "--mode", "test",
                    "--num-workers", "0", "--backend", "pyav", "--out", str(tmp_path / "test.json")])

@@ -5,6 +5,7 @@
 - :mod:`.samplers`: :class:`SampleFrames`, :class:`DenseSampleFrames`, :class:`STAMSampleFrames`.
 - :mod:`.transforms`: resize, MultiScaleCrop, RandomResizedCrop, Center/ThreeCrop, Flip with a label
   map, ColorJitter, normalisation (``torchvision.transforms.v2`` underneath).
+- :mod:`.cache`: :class:`FrameCache`, decoded videos kept in memory for small datasets.
 - :mod:`.dataset`: :class:`VideoDataset`, :func:`build_dataset`, :func:`average_views`,
   :func:`forward_views`, :func:`make_loader`.
 - :mod:`.synthetic`: the Something-Synthetic benchmark (``python -m vidlib.data.synthetic``).
@@ -13,6 +14,7 @@ Explained in: the book chapter "From video to tensor" (``book/data.md``).
 """
 from .annotations import (VideoRecord, read_label_map, read_rawframe_list, read_video_list, write_label_map,
                           write_video_list)
+from .cache import FrameCache, shared_frame_cache
 from .dataset import (VideoDataset, average_views, build_dataset, forward_views, load_meta, loader_throughput,
                       make_loader, seed_worker)
 from .samplers import SAMPLERS, DenseSampleFrames, SampleFrames, STAMSampleFrames, build_sampler
@@ -27,5 +29,5 @@ __all__ = [
     "Compose", "ResizeShort", "Resize", "MultiScaleCrop", "RandomResizedCrop", "CenterCrop", "ThreeCrop", "TenCrop", "Flip",
     "ColorJitter", "ToModelInput", "build_transform",
     "VideoDataset", "build_dataset", "average_views", "forward_views", "make_loader", "seed_worker", "load_meta",
-    "loader_throughput",
+    "loader_throughput", "FrameCache", "shared_frame_cache",
 ]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .cache import FrameCache
 from .annotations import missing_files, read_label_map, read_rawframe_list, read_video_list
 from .samplers import build_sampler
 from .transforms import build_transform
@@ -55,11 +56,13 @@ class VideoDataset(Dataset):
         backend: ``"decord"`` or ``"pyav"`` for videos (rawframes use the rawframe reader).
         format: ``"video"`` or ``"rawframes"``.
         filename_tmpl, start_index: rawframe file names (mmaction2 defaults ``img_{:05}.jpg``, 1).
+        frame_cache: a :class:`~vidlib.data.cache.FrameCache`: decode each video once, whole, and sample
+            later clips from memory (the same clips as without it).
     """
 
     def __init__(self, ann_file, data_prefix, sampler, transform: Callable, test_mode: bool = False,
                  on_error: str = "raise", label_map=None, backend: str = "decord", format: str = "video",
-                 filename_tmpl: str = "img_{:05}.jpg", start_index: int = 1):
+                 filename_tmpl: str = "img_{:05}.jpg", start_index: int = 1, frame_cache: FrameCache | None = None):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if format not in ("video", "rawframes"):
@@ -67,6 +70,7 @@ class VideoDataset(Dataset):
         self.ann_file, self.data_prefix = Path(ann_file), Path(data_prefix)
         self.sampler, self.transform, self.test_mode, self.on_error = sampler, transform, test_mode, on_error
         self.backend, self.format, self.filename_tmpl, self.start_index = backend, format, filename_tmpl, start_index
+        self.frame_cache = frame_cache
         records = (read_rawframe_list if format == "rawframes" else read_video_list)(self.ann_file)
         if not records:
             raise ValueError(f"annotation file {self.ann_file} lists no videos")
@@ -114,12 +118,28 @@ class VideoDataset(Dataset):
 
     def load(self, index: int) -> tuple[torch.Tensor, int]:
         """Decode, sample and transform video ``index`` (errors propagate)."""
-        reader = self.open(index)
         seed = int(torch.randint(0, 2**62, ()))  # one RNG stream: torch's, which DataLoader seeds per worker
-        inds = self.sampler(len(reader), test_mode=self.test_mode, rng=np.random.default_rng(seed), fps=reader.fps)
-        frames = torch.from_numpy(reader.get_batch(inds)).permute(0, 3, 1, 2)  # [N, 3, H, W]
+        rng = np.random.default_rng(seed)
+        if self.frame_cache is None:
+            reader = self.open(index)
+            inds = self.sampler(len(reader), test_mode=self.test_mode, rng=rng, fps=reader.fps)
+            frames = reader.get_batch(inds)  # [N, H, W, 3]
+        else:
+            video, fps = self.frame_cache.get(self._cache_key(index), lambda: self._decode_all(index))
+            inds = self.sampler(len(video), test_mode=self.test_mode, rng=rng, fps=fps)
+            frames = video[np.asarray(inds, dtype=np.int64).reshape(-1)]  # [N, H, W, 3] (a copy)
+        frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # [N, 3, H, W]
         clip, label = self.transform(frames, self.records[index].label)
         return (clip[0] if clip.shape[0] == 1 else clip), label  # [3, T, H, W] or [V, 3, T, H, W]
+
+    def _cache_key(self, index: int) -> tuple:
+        r = self.records[index]
+        return (str(self.data_prefix / r.path), self.format, self.backend, self.filename_tmpl, self.start_index,
+                r.total_frames)
+
+    def _decode_all(self, index: int) -> tuple[np.ndarray, float]:
+        reader = self.open(index)
+        return reader.get_batch(np.arange(len(reader))), reader.fps  # [F, H, W, 3]
 
     def __getitem__(self, index: int):
         attempts = 10 if (self.on_error == "skip" and not self.test_mode) else 1
@@ -167,7 +187,7 @@ def load_meta(root) -> dict:
 
 def build_dataset(root, split: str, model_cfg: dict, mode: str, *, on_error: str = "raise", backend: str = "decord",
                   ann_file=None, data_prefix=None, format: str = "video", filename_tmpl: str = "img_{:05}.jpg",
-                  start_index: int = 1, **overrides) -> VideoDataset:
+                  start_index: int = 1, frame_cache: FrameCache | None = None, **overrides) -> VideoDataset:
     """The dataset ``<root>/<split>.txt`` (videos under ``<root>``) prepared for a model.
 
     Args:
@@ -182,6 +202,7 @@ def build_dataset(root, split: str, model_cfg: dict, mode: str, *, on_error: str
             (e.g. ``kinetics400_val_list_videos.txt`` and ``videos_val/``).
         format, filename_tmpl, start_index: ``"rawframes"`` lists (Something-Something V1:
             ``filename_tmpl="{:05}.jpg"``).
+        frame_cache: keep decoded videos in memory (:class:`~vidlib.data.cache.FrameCache`).
         **overrides: replace cfg entries, e.g. ``crop_size=64, resize_short=64`` for the synthetic set.
 
     The flip relabels classes with ``meta.json``'s ``flip_label_map`` when the folder has one (the
@@ -201,7 +222,7 @@ def build_dataset(root, split: str, model_cfg: dict, mode: str, *, on_error: str
     label_map = root / "label_map.txt"
     return VideoDataset(ann, data_prefix or root, sampler, transform, test_mode=(mode != "train"), on_error=on_error,
                         label_map=label_map if label_map.is_file() else None, backend=backend, format=format,
-                        filename_tmpl=filename_tmpl, start_index=start_index)
+                        filename_tmpl=filename_tmpl, start_index=start_index, frame_cache=frame_cache)
 
 
 def average_views(scores: torch.Tensor, mode: str = "prob") -> torch.Tensor:

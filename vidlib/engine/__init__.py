@@ -1,6 +1,7 @@
 """vidlib.engine: training, evaluation, recipes and the command line (``python -m vidlib ...``).
 
 - :func:`train` trains a model with a recipe and returns the run summary (also written as JSON);
+- :func:`train_many` runs several of them at once (one process per CPU core; in turn on a GPU);
 - :func:`evaluate` runs the multi-view test protocol and returns top-1/top-5/mean-class accuracy, the
   per-class table and the confusion matrix;
 - :mod:`.recipes` holds the papers' training and test settings as plain data (:func:`get_recipe`);
@@ -10,12 +11,13 @@
 from .evaluation import evaluate
 from .metrics import classification_report, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_accuracy
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, scale_lr
+from .parallel import train_many
 from .plots import plot_confusion, plot_curves
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
 from .training import NonFiniteLossError, RunSummary, train
 
 __all__ = [
-    "train", "evaluate", "RunSummary", "NonFiniteLossError",
+    "train", "train_many", "evaluate", "RunSummary", "NonFiniteLossError",
     "RECIPES", "get_recipe", "list_recipes", "format_recipe",
     "param_groups", "build_optimizer", "build_scheduler", "lr_factor", "scale_lr",
     "topk_accuracy", "mean_class_accuracy", "confusion_matrix", "per_class_accuracy", "classification_report",

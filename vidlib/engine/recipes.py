@@ -299,26 +299,37 @@ _SYNTH_DATA = dict(dataset="Something-Synthetic, 64x64 px (python -m vidlib.data
                    train_crop="multiscale", num_fixed_crops=5, flip=0.5, color_jitter=False,
                    val=dict(views="1 clip x CenterCrop 64", clips=1, crops=1, crop_size=64, resize_short=64),
                    test=dict(views="the model's test sampling x CenterCrop 64", crops=1, average_clips="prob"))
-RECIPES["synthetic_tiny"] = dict(
-    description="Tiny 2D models (tsn/tsm/tanet/tin _tiny) on Something-Synthetic, CPU minutes",
-    source="vidlib (this recipe is ours; tuned for 2 CPU cores)", published=None, model="tsm_tiny",
+_SYNTH_SGD = dict(
+    source="vidlib (this recipe is ours; tuned for 2 CPU cores)", published=None,
     model_kwargs=dict(), pretrained=None, data=copy.deepcopy(_SYNTH_DATA),
     batch_size=16, gpus=1, base_batch_size=16, epochs=12, val_interval=1,
     optimizer=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=False, param_groups="tsm"),
     clip_grad=20, schedule=[dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
-                            dict(name="cosine", begin=1, by="iter")],  # no end: until the last epoch
-    notes="A from-scratch schedule for the tiny models at the benchmark's native 64 px: SGD with TSM-style "
-          "groups (no fc_lr5), 1-epoch warm-up, cosine to 0 at the last epoch (also when --epochs changes). "
-          "The horizontal flip relabels the direction "
-          "classes with the dataset's meta.json flip_label_map.")
+                            dict(name="cosine", begin=1, by="iter")])  # no end: until the last epoch
+_SYNTH_32 = dict(_SYNTH_DATA, dataset="Something-Synthetic, frames resized 64 -> 32 px (python -m vidlib.data.synthetic)",
+                 resize_short=32, crop_size=32, test_crop_size=32,
+                 val=dict(views="1 clip x CenterCrop 32", clips=1, crops=1, crop_size=32, resize_short=32),
+                 test=dict(views="the model's test sampling x CenterCrop 32", crops=1, average_clips="prob"))
+RECIPES["synthetic_tiny"] = dict(
+    copy.deepcopy(_SYNTH_SGD),
+    description="Tiny 2D models (tsn/tsm/tanet/tin _tiny) on Something-Synthetic at 32 px, CPU minutes",
+    model="tsm_tiny", data=copy.deepcopy(_SYNTH_32), epochs=8,
+    optimizer=dict(name="adamw", lr=2e-3, weight_decay=1e-4, param_groups="tsm"),
+    notes="A from-scratch schedule for the tiny models: AdamW with TSM-style groups (no fc_lr5), 1-epoch "
+          "warm-up, cosine to 0 at the last epoch (also when --epochs changes). Frames are resized from the "
+          "benchmark's 64 px to 32 px, which makes a step 3x cheaper, so that 3 seeds x 3 models fit in about "
+          "10 minutes on 2 CPU cores. AdamW rather than SGD: measured on TANet-tiny (8 epochs, seed 0, pair "
+          "accuracy), SGD lr 0.05 gives 0.56 and AdamW 2e-3 gives 0.82; TSM-tiny learns the order with both. "
+          "The horizontal flip relabels the direction classes with the dataset's meta.json flip_label_map.")
 RECIPES["synthetic_tiny_3d"] = dict(
-    copy.deepcopy(RECIPES["synthetic_tiny"]),
+    copy.deepcopy(_SYNTH_SGD),
     description="Tiny 3D models (slowonly/r3d/ircsn/ipcsn/tpn _tiny) on Something-Synthetic, CPU minutes",
     model="slowonly_tiny", optimizer=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=False,
                                           param_groups="default"),
-    notes="As synthetic_tiny, with one parameter group (the TPN/CSN recipes use mmaction2's default constructor).")
+    notes="SGD lr 0.05 with one parameter group (the TPN/CSN recipes use mmaction2's default constructor), "
+          "1-epoch warm-up, cosine to 0 at the last epoch, at the benchmark's native 64 px.")
 RECIPES["synthetic_stam_tiny"] = dict(
-    copy.deepcopy(RECIPES["synthetic_tiny"]),
+    copy.deepcopy(_SYNTH_SGD),
     description="Tiny STAM (stam_tiny, stam_mean_tiny) on Something-Synthetic, CPU minutes", model="stam_tiny",
     model_kwargs=dict(img_size=64),
     data=dict(copy.deepcopy(_SYNTH_DATA), sampling=_seg(8), test_sampling=_seg(8)),

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
-from ..data import build_dataset, read_label_map
+from ..data import FrameCache, build_dataset, read_label_map, shared_frame_cache
 from ..models import create_model
 from ..utils import get_device, num_params, seed_everything
 from .checkpoint import CheckpointManager, get_rng_state, load_checkpoint_file, set_rng_state
@@ -76,8 +76,8 @@ class SeededSamples(Dataset):
         s = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(s)
+            with torch.random.fork_rng(devices=[]):  # the CPU generator only: the one the data pipeline uses
+                torch.random.default_generator.manual_seed(s)  # (torch.manual_seed would also reseed CUDA's)
                 random.seed(s)
                 np.random.seed(s)
                 return self.dataset[index]
@@ -126,11 +126,13 @@ def _read_classes(root: Path) -> list[str] | None:
     return read_label_map(label_map) if label_map.is_file() else None
 
 
-def _build_data(root: Path, cfg: dict, recipe: dict, backend: str, on_error: str):
+def _build_data(root: Path, cfg: dict, recipe: dict, backend: str, on_error: str, frame_cache=None):
     data = recipe.get("data", {})
     over = {k: v for k, v in data.items() if k in DATA_CFG_KEYS}
     files = {k: v for k, v in data.items() if k in DATASET_KEYS}  # rawframes lists (Something-Something)
-    kw = dict(backend=backend, on_error=on_error, **files, **over)
+    if frame_cache is True:
+        frame_cache = shared_frame_cache()
+    kw = dict(backend=backend, on_error=on_error, frame_cache=frame_cache if frame_cache is not False else None, **files, **over)
     return build_dataset(root, "train", cfg, "train", **kw), build_dataset(root, "val", cfg, "val", **kw), over
 
 
@@ -250,7 +252,8 @@ def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/
           overrides: dict | None = None, test: bool = False, save_every_iters: int | None = None,
           deterministic: bool = True, tensorboard: bool = False, progress: bool | None = None, verbose: bool = True,
           results_dir: str | os.PathLike | None = "results/runs", backend: str = "decord", on_error: str = "raise",
-          eval_batch_size: int | None = None, **model_kwargs) -> RunSummary:
+          eval_batch_size: int | None = None, frame_cache: FrameCache | bool | None = None,
+          **model_kwargs) -> RunSummary:
     """Train a model with a recipe and return the run summary.
 
     Args:
@@ -274,6 +277,9 @@ def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/
         progress: tqdm bars (default: when stderr is a terminal); verbose: print the log lines.
         results_dir: where ``<name>.json`` goes (``None``: do not write it).
         backend, on_error: passed to :func:`vidlib.data.build_dataset`.
+        frame_cache: keep decoded videos in memory (:class:`vidlib.data.FrameCache`; ``True``: the process's
+            :func:`~vidlib.data.shared_frame_cache`, which later runs on the same data reuse). For small data
+            sets with ``num_workers=0``; the samples are the same as without it.
         **model_kwargs: passed to :func:`vidlib.create_model` (e.g. ``num_frames=8``, ``dropout=0.0``).
 
     Returns a :class:`RunSummary` (a dict, also written as JSON): ``history`` (per epoch: ``train_loss``,
@@ -326,7 +332,8 @@ def _setup_model_and_data(ctx: dict) -> None:
     _check_classes(net, classes, root)
     if not hasattr(net, "default_cfg"):
         raise ValueError(f"{model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline needs it")
-    train_set, val_set, data_over = _build_data(root, net.default_cfg, rec, a["backend"], a["on_error"])
+    train_set, val_set, data_over = _build_data(root, net.default_cfg, rec, a["backend"], a["on_error"],
+                                                 a["frame_cache"])
     if a["load_from"]:
         from ..checkpoints import load_mmaction2
 

@@ -1,0 +1,96 @@
+"""Several independent training runs at once: one process per CPU core, or one after another on a GPU.
+
+A chapter's experiment is a grid of small runs (models x seeds). One tiny model does not keep two CPU
+cores busy (its convolutions are too small to split well, and the Python around them is serial), but
+two runs side by side do. :func:`train_many` runs a list of :func:`~vidlib.engine.train` calls in
+``processes`` worker processes (``spawn``, each with ``cores // processes`` torch threads) and returns
+their summaries in order::
+
+    runs = [dict(model=m, seed=s, work_dir=f"work_dirs/x/{m}_s{s}") for m in models for s in (0, 1, 2)]
+    summaries = train_many(runs, data="data/synthetic", recipe="synthetic_tiny", frame_cache=True)
+
+Each worker keeps its own :func:`~vidlib.data.shared_frame_cache`, so with ``frame_cache=True`` a
+worker decodes the data set once for all of its runs. Every run seeds itself (``seed``), so a run gives
+the same result in a worker as in this process with the same number of threads (a test checks it).
+On CUDA, or with ``processes=1``, the runs go one after another in this process.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Sequence
+
+import torch
+
+from ..checkpoints import load_state_dict_strict
+from ..models import create_model
+from ..utils import get_device
+from .training import RunSummary, train
+
+__all__ = ["train_many", "default_processes"]
+
+
+def default_processes(num_runs: int, device: torch.device | str | None = None) -> int:
+    """One process per available CPU core (at most ``num_runs``); 1 on a GPU."""
+    dev = torch.device(device) if device is not None else get_device()
+    if dev.type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, num_runs))
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(kwargs: dict) -> tuple[dict, dict]:
+    """Run :func:`train`; return the summary and the evaluated model's weights (modules stay here)."""
+    summary = train(**kwargs)
+    model = summary.model
+    model = getattr(model, "module", model)  # an EMA AveragedModel holds the model in .module
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return dict(summary), state
+
+
+def _rebuild(summary: dict, state: dict) -> RunSummary:
+    out = RunSummary(summary)
+    model = create_model(summary["model"], **summary["model_kwargs"])
+    load_state_dict_strict(model, state, source=f"run {summary['name']}")
+    out.model = model.eval()
+    return out
+
+
+def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: int | None = None,
+               **common) -> list[RunSummary]:
+    """Train ``runs`` (each a dict of :func:`train` keyword arguments, over ``common``); summaries in order.
+
+    Args:
+        runs: e.g. ``[dict(model="tsm_tiny", seed=0, work_dir=...), ...]``.
+        processes: worker processes (default :func:`default_processes`: one per CPU core, 1 on a GPU).
+            With 1, the runs go one after another in this process.
+        threads: torch threads per worker (default: cores // processes, at least 1).
+        **common: keyword arguments shared by every run (``data``, ``recipe``, ``epochs``, ...).
+
+    Each summary's ``.model`` is the trained model, on the CPU when it was trained in a worker. A run
+    that fails raises its error here (the other runs of the batch are still finished first).
+    """
+    jobs = [{**common, **run} for run in runs]
+    if not jobs:
+        return []
+    device = common.get("device")
+    n = processes or default_processes(len(jobs), device)
+    for job in jobs:
+        if not isinstance(job.get("model"), str):
+            raise TypeError("train_many needs registered model names (strings) in every run, "
+                            f"got {type(job.get('model')).__name__}")
+    if n <= 1:
+        return [train(**job) for job in jobs]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_worker = threads or max(1, cores // n)
+    jobs = [dict(job, progress=False) for job in jobs]  # one tqdm bar per process would interleave
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(per_worker,)) as pool:
+        futures = [pool.submit(_train_in_worker, job) for job in jobs]
+        results = [f.result() for f in futures]
+    return [_rebuild(summary, state) for summary, state in results]
