@@ -70,3 +70,12 @@ def test_decode_errors_propagate_and_are_not_cached(tiny, tmp_path):
 
 def test_shared_cache_is_one_per_process():
     assert shared_frame_cache() is shared_frame_cache()
+
+
+def test_a_pickled_cache_arrives_empty_with_its_budget():
+    import pickle
+
+    cache = FrameCache(max_gb=0.5)
+    cache.get("a", lambda: (np.zeros(100, np.uint8), 1.0))
+    copy = pickle.loads(pickle.dumps(cache))
+    assert len(copy) == 0 and copy.max_bytes == cache.max_bytes and len(cache) == 1

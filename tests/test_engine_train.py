@@ -100,6 +100,17 @@ def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_not
         train_many([dict(model=vidlib.create_model("tsn_tiny", num_classes=3))], processes=2, **common)
 
 
+def test_default_processes_cores_gpu_and_memory(monkeypatch):
+    from vidlib.engine import parallel
+
+    monkeypatch.setattr(parallel, "_cores", lambda: 2)
+    assert parallel.default_processes(9, "cpu") == 2 and parallel.default_processes(1, "cpu") == 1
+    assert parallel.default_processes(9, "cuda") == 1  # one run after another on a GPU
+    monkeypatch.setattr(parallel, "_available_gb", lambda: 11.0)
+    assert parallel.default_processes(9, "cpu", gb_per_process=4.0) == 2  # 11 // (4 + 1)
+    assert parallel.default_processes(9, "cpu", gb_per_process=20.0) == 1  # never fewer than one
+
+
 def test_aux_loss_follows_the_contract():
     """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux head."""
     import torch.nn.functional as F

@@ -10,7 +10,8 @@ decodes to about 2 GB of uint8 frames (default split), so it can be decoded once
 Each video is decoded whole on first use (``uint8 [F, H, W, 3]``) and every later clip indexes the array,
 so the samples are exactly those of the uncached dataset. The least recently used videos are evicted
 beyond ``max_gb``. With DataLoader workers each worker fills its own copy (a forked worker inherits what
-the parent process already holds), so the cache pays off with ``num_workers=0`` or persistent workers.
+the parent process already holds; a pickled cache arrives empty), so the cache pays off with
+``num_workers=0`` or persistent workers.
 :func:`shared_frame_cache` is one cache per process, so that successive training runs share it.
 """
 from __future__ import annotations
@@ -49,6 +50,12 @@ class FrameCache:
                 _, (old, _) = self._store.popitem(last=False)
                 self.nbytes -= old.nbytes
         return frames, fps
+
+    def __getstate__(self) -> dict:  # a copy sent to another process (a spawned worker) starts empty
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(max_gb=state["max_bytes"] / 2**30)
 
     def clear(self) -> None:
         self._store.clear()

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 
 from ..checkpoints import load_state_dict_strict
+from ..data import shared_frame_cache
 from ..models import create_model
 from ..utils import get_device
 from .training import RunSummary, train
@@ -31,13 +32,31 @@ from .training import RunSummary, train
 __all__ = ["train_many", "default_processes"]
 
 
-def default_processes(num_runs: int, device: torch.device | str | None = None) -> int:
-    """One process per available CPU core (at most ``num_runs``); 1 on a GPU."""
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _available_gb() -> float | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        return None
+
+
+def default_processes(num_runs: int, device: torch.device | str | None = None, gb_per_process: float = 0.0) -> int:
+    """One process per available CPU core (at most ``num_runs``); 1 on a GPU.
+
+    ``gb_per_process``: memory one worker may need (e.g. its frame cache); the count is capped so that the
+    workers fit in the memory available now.
+    """
     dev = torch.device(device) if device is not None else get_device()
     if dev.type != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, num_runs))
+    n = min(_cores(), num_runs)
+    free = _available_gb()
+    if gb_per_process > 0 and free is not None:
+        n = min(n, int(free // (gb_per_process + 1.0)))  # + about 1 GB for the process itself
+    return max(1, n)
 
 
 def _worker_init(threads: int) -> None:
@@ -67,8 +86,9 @@ def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: i
 
     Args:
         runs: e.g. ``[dict(model="tsm_tiny", seed=0, work_dir=...), ...]``.
-        processes: worker processes (default :func:`default_processes`: one per CPU core, 1 on a GPU).
-            With 1, the runs go one after another in this process.
+        processes: worker processes (default :func:`default_processes`: one per CPU core, 1 on a GPU,
+            and no more than fit in the free memory when each keeps a frame cache). With 1, the runs go
+            one after another in this process.
         threads: torch threads per worker (default: cores // processes, at least 1).
         **common: keyword arguments shared by every run (``data``, ``recipe``, ``epochs``, ...).
 
@@ -79,15 +99,16 @@ def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: i
     if not jobs:
         return []
     device = common.get("device")
-    n = processes or default_processes(len(jobs), device)
+    cache = common.get("frame_cache")
+    cache_gb = (shared_frame_cache().max_bytes if cache is True else getattr(cache, "max_bytes", 0) or 0) / 2**30
+    n = processes or default_processes(len(jobs), device, gb_per_process=cache_gb)
     for job in jobs:
         if not isinstance(job.get("model"), str):
             raise TypeError("train_many needs registered model names (strings) in every run, "
                             f"got {type(job.get('model')).__name__}")
     if n <= 1:
         return [train(**job) for job in jobs]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    per_worker = threads or max(1, cores // n)
+    per_worker = threads or max(1, _cores() // n)
     jobs = [dict(job, progress=False) for job in jobs]  # one tqdm bar per process would interleave
     with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(per_worker,)) as pool:
