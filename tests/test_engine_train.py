@@ -91,7 +91,7 @@ def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_not
                      threads=1, frame_cache=True, **common)
     seq = [train(**{**common, **r}, work_dir=tmp_path / f"s{i}") for i, r in enumerate(runs)]
     for p, q in zip(par, seq):
-        assert p["model"] == q["model"] and p["seed"] == q["seed"]
+        assert p["model"] == q["model"] and p["seed"] == q["seed"] and p["parallel"] == dict(processes=2, threads=1)
         assert _comparable(p["history"]) == _comparable(q["history"])
         assert p["val"]["scores"] == q["val"]["scores"]
         a, b = p.model.state_dict(), q.model.state_dict()

@@ -7,7 +7,6 @@ names, loaded into vidlib through :func:`vidlib.checkpoints.load_mmaction2` (str
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,17 +16,14 @@ import torch
 import vidlib
 from vidlib.checkpoints import load_mmaction2
 
+from golden import load as _load  # tests/golden/__init__.py (tests/ is on sys.path under pytest)
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FILES = sorted(GOLDEN.glob("mmaction2_*.json"))
 REFERENCE = "mmaction2 1.2.0 / mmengine 0.10.7 / mmcv-lite 2.1.0"
 RTOL = 1e-7  # max|diff| <= RTOL * max(1, max|logit|), per clip
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"golden_{name}", GOLDEN / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 fill_rule = _load("fill_rule")

@@ -1,7 +1,6 @@
 """STAM (arXiv 2103.13915): golden logits vs the official code, params, FLOPs, loaders, shapes, gradients."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import partial
 from pathlib import Path
@@ -14,6 +13,8 @@ import vidlib
 from vidlib.checkpoints import CheckpointError
 from vidlib.flops import count_flops
 from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, init_spatial_from_vit, load_stam
+
+from golden import load as _load  # tests/golden/__init__.py (tests/ is on sys.path under pytest)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RTOL = 1e-8  # max|diff| <= RTOL * max(1, max|logit|)
@@ -28,11 +29,6 @@ def _structure(name: str, **kw) -> STAM:
         return vidlib.create_model(name, **kw)
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"golden_{name}", GOLDEN / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 fill_rule = _load("fill_rule")

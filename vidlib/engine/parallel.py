@@ -92,7 +92,8 @@ def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: i
         threads: torch threads per worker (default: cores // processes, at least 1).
         **common: keyword arguments shared by every run (``data``, ``recipe``, ``epochs``, ...).
 
-    Each summary's ``.model`` is the trained model, on the CPU when it was trained in a worker. A run
+    Each summary's ``.model`` is the trained model, on the CPU when it was trained in a worker, and
+    ``summary["parallel"]`` says how many processes ran the batch, with how many threads each. A run
     that fails raises its error here (the other runs of the batch are still finished first).
     """
     jobs = [{**common, **run} for run in runs]
@@ -107,11 +108,16 @@ def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: i
             raise TypeError("train_many needs registered model names (strings) in every run, "
                             f"got {type(job.get('model')).__name__}")
     if n <= 1:
-        return [train(**job) for job in jobs]
+        return [_tag(train(**job), 1, torch.get_num_threads()) for job in jobs]
     per_worker = threads or max(1, _cores() // n)
     jobs = [dict(job, progress=False) for job in jobs]  # one tqdm bar per process would interleave
     with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(per_worker,)) as pool:
         futures = [pool.submit(_train_in_worker, job) for job in jobs]
         results = [f.result() for f in futures]
-    return [_rebuild(summary, state) for summary, state in results]
+    return [_tag(_rebuild(summary, state), n, per_worker) for summary, state in results]
+
+
+def _tag(summary: RunSummary, processes: int, threads: int) -> RunSummary:
+    summary["parallel"] = dict(processes=processes, threads=threads)  # how the batch of runs was spread
+    return summary
