@@ -76,6 +76,12 @@ def _rrc(resize_first: bool, flip_label_map: dict | None = None, color_jitter: b
 CENTER_224 = dict(views="1 clip x CenterCrop 224", clips=1, crops=1, crop_size=224, resize_short=256)
 
 
+def _threecrop_256(views: str, clips: int) -> dict:
+    """The test protocol ``clips`` x ThreeCrop(256), prob averaging (the data keys of a recipe)."""
+    return dict(test=dict(views=views, clips=clips, crops=3, crop_size=256, resize_short=256, average_clips="prob"),
+                test_crops=3, test_crop_size=256)
+
+
 def _sgd(lr: float, wd: float, groups: str = "default", nesterov: bool = False) -> dict:
     return dict(name="sgd", lr=lr, momentum=0.9, weight_decay=wd, nesterov=nesterov, param_groups=groups)
 
@@ -98,9 +104,7 @@ RECIPES["tanet_r50_k400"] = dict(
               test_sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
               **_multiscale(13, flip=0.5),
               val=dict(views="10 dense clips x CenterCrop 224", clips=10, crops=1, crop_size=224, resize_short=256),
-              test=dict(views="10 dense clips x ThreeCrop 256 = 30 views", clips=10, crops=3, crop_size=256,
-                        resize_short=256, average_clips="prob"),
-              test_crops=3, test_crop_size=256),
+              **_threecrop_256("10 dense clips x ThreeCrop 256 = 30 views", 10)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=100, val_interval=5,
     optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"), clip_grad=20, schedule=_multistep([50, 75, 90], 100),
     notes="README says '8 clips x 3 crop'; the test pipeline is 10 dense clips x 3 crops. The base model config "
@@ -114,9 +118,7 @@ RECIPES["tanet_r50_sthv1_8f"] = dict(
     model_kwargs=dict(num_classes=174, num_frames=8, dropout=0.6), pretrained=IMAGENET_R50,
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
               test_sampling=_seg(8, twice_sample=True), **_multiscale(13, 0.5, STHV1_FLIP), val=CENTER_224,
-              test=dict(views="twice_sample (2 clips) x ThreeCrop 256 = 6 views", clips=2, crops=3, crop_size=256,
-                        resize_short=256, average_clips="prob"),
-              test_crops=3, test_crop_size=256),
+              **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=50, val_interval=1,
     optimizer=_sgd(0.01, 1e-3, "tsm_fc_lr5"), clip_grad=20, schedule=_multistep([30, 40, 45], 50),
     notes="README says '16 clips x 3 crop'; the test pipeline is twice_sample x ThreeCrop = 6 views.")
@@ -185,9 +187,7 @@ _TPN_K400 = dict(
               sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=1),
               test_sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=10),
               **_rrc(resize_first=False, color_jitter=True), val=CENTER_224,
-              test=dict(views="10 clips x ThreeCrop 256 = 30 views", clips=10, crops=3, crop_size=256,
-                        resize_short=256, average_clips="prob"),
-              test_crops=3, test_crop_size=256),
+              **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=150, val_interval=10,
     optimizer=_sgd(0.01, 1e-4, nesterov=True), clip_grad=40, schedule=_multistep([75, 125], 150),
     aux_loss=dict(weight=0.5),
@@ -210,9 +210,7 @@ RECIPES["tpn_tsm_r50_sthv1"] = dict(
     pretrained=IMAGENET_R50,
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
               test_sampling=_seg(8, twice_sample=True), **_rrc(False, STHV1_FLIP, color_jitter=True), val=CENTER_224,
-              test=dict(views="twice_sample (2 clips) x ThreeCrop 256 = 6 views", clips=2, crops=3, crop_size=256,
-                        resize_short=256, average_clips="prob"),
-              test_crops=3, test_crop_size=256),
+              **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=150, val_interval=5,
     optimizer=_sgd(0.01, 5e-4, nesterov=True), clip_grad=20, schedule=_multistep([75, 125], 150),
     aux_loss=dict(weight=0.5),
@@ -231,9 +229,7 @@ _CSN = dict(
               sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=1),
               test_sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=10),
               **_rrc(resize_first=True), val=CENTER_224,
-              test=dict(views="10 clips x ThreeCrop 256 = 30 views", clips=10, crops=3, crop_size=256,
-                        resize_short=256, average_clips="prob"),
-              test_crops=3, test_crop_size=256),
+              **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10)),
     batch_size=12, gpus=8, base_batch_size=96, epochs=58, val_interval=3,
     optimizer=_sgd(5e-4, 1e-4), clip_grad=40,
     schedule=[dict(name="linear", start_factor=0.1, begin=0, end=16, by="epoch"),
