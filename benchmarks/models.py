@@ -33,7 +33,7 @@ MODELS = [
     ("tsn_r50", {}, (1, 3, 8, 224, 224)),
     ("tsm_r50", {}, (1, 3, 8, 224, 224)),
     ("tanet_r50", {}, (1, 3, 8, 256, 256)),  # the 256x256 test view behind the published 43.0G
-    ("tin_r50", {"num_classes": 174}, (1, 3, 8, 224, 224)),
+    ("tin_r50", {"dataset": "sthv1"}, (1, 3, 8, 224, 224)),
     ("tsn_tiny", {}, (8, 3, 8, 112, 112)),
     ("tsm_tiny", {}, (8, 3, 8, 112, 112)),
     ("tanet_tiny", {}, (8, 3, 8, 112, 112)),
@@ -41,7 +41,7 @@ MODELS = [
     # 3D models (H4): the single views behind the published FLOPs (TPN 8x256^2, CSN 32x256^2)
     ("slowonly_r50", {}, (1, 3, 8, 224, 224)),
     ("tpn_slowonly_r50", {}, (1, 3, 8, 256, 256)),
-    ("tpn_tsm_r50", {"num_classes": 174}, (1, 3, 8, 256, 256)),
+    ("tpn_tsm_r50", {"dataset": "sthv1"}, (1, 3, 8, 256, 256)),
     ("ircsn_r152", {}, (1, 3, 32, 256, 256)),
     ("ipcsn_r152", {}, (1, 3, 32, 256, 256)),
     ("ircsn_r50", {}, (1, 3, 32, 256, 256)),

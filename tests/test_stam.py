@@ -1,7 +1,12 @@
-"""STAM (arXiv 2103.13915): golden logits vs the official code, params, FLOPs, loaders, shapes, gradients."""
+"""STAM (arXiv 2103.13915): golden logits vs the official code, params, FLOPs, loaders, shapes.
+
+The checks every model shares (output shape, gradients, input errors, cfg keys, FLOPs) are in
+``test_model_contract.py``.
+"""
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -10,16 +15,16 @@ import torch
 import torch.nn as nn
 
 import vidlib
-from vidlib.checkpoints import CheckpointError
 from vidlib.flops import count_flops
-from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, init_spatial_from_vit, load_stam
-
-from golden import load as _load  # tests/golden/__init__.py (tests/ is on sys.path under pytest)
+from vidlib.golden import check_golden
+from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, load_stam
+from vidlib.models.vit import init_spatial_from_vit
+from vidlib.weights import CheckpointError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-RTOL = 1e-8  # max|diff| <= RTOL * max(1, max|logit|)
+RTOL = 1e-8  # max|diff| <= RTOL * max(1, max|logit|): check_golden's default for the STAM files
 PARAMS = {8: 119_199_376, 16: 119_205_520, 32: 119_217_808, 64: 119_242_384}
-README_GFLOPS = {8: 135, 16: 270, 32: 540, 64: 1080}  # Linear/Conv MACs only (fact sheet §0.2)
+README_GFLOPS = {8: 135, 16: 270, 32: 540, 64: 1080}  # Linear/Conv MACs only (published.yaml stam_{T}_k400.flops)
 WITH_ATTENTION_GFLOPS = {8: 140.8, 16: 281.6, 32: 563.1, 64: 1126.2}  # + QK^T and AV matmuls
 
 
@@ -29,50 +34,19 @@ def _structure(name: str, **kw) -> STAM:
         return vidlib.create_model(name, **kw)
 
 
-
-
-fill_rule = _load("fill_rule")
-
-
-def _max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """max|diff| / max(1, max|expected|): the quantity compared with RTOL."""
-    return (actual - expected).abs().max().item() / max(1.0, expected.abs().max().item())
-
-
 def _golden(T: int) -> dict:
     data = json.loads((GOLDEN / f"stam_t{T}.json").read_text())
-    assert data["reference"] == "Alibaba-MIIL/STAM@6749baf" and data["dtype"] == "float64"
-    assert data["rule"] == "tests/golden/fill_rule.py" and data["model"] == f"stam_{T}"
+    assert data["reference"] == "Alibaba-MIIL/STAM@6749baf" and data["model"] == f"stam_{T}"
     return data
 
 
-def _golden_logits(data: dict, **model_kw) -> tuple[torch.Tensor, torch.Tensor]:
-    """(vidlib logits, official logits) for a golden file; weights loaded through ``load_stam``."""
-    model = vidlib.create_model(data["model"], **data["kwargs"], **model_kw).double().eval()
-    sd = fill_rule.fill_state_dict(data["state_dict_shapes"])
-    load_stam(model, {"model": {f"module.{k}": v for k, v in sd.items()}})  # DataParallel prefix stripped
-    (spec,) = data["inputs"]
-    x = fill_rule.make_input(spec["name"], spec["shape"], lo=spec["lo"], hi=spec["hi"])  # [B, 3, T, H, W]
-    with torch.no_grad():
-        return model(x), torch.tensor(data["logits"][0], dtype=torch.float64)
-
-
-@pytest.fixture(scope="module")
-def stam8_logits():
-    return _golden_logits(_golden(8))
-
-
 # ------------------------------------------------------------------------------------ golden vs official
-def test_golden_stam_8(stam8_logits):
-    actual, expected = stam8_logits
-    assert actual.shape == expected.shape == (2, 400)
-    assert _max_rel_diff(actual, expected) <= RTOL
-
-
-def test_golden_stam_16():
-    actual, expected = _golden_logits(_golden(16))
-    assert actual.shape == expected.shape == (2, 400)
-    assert _max_rel_diff(actual, expected) <= RTOL
+@pytest.mark.parametrize("T", [8, 16])
+def test_golden_stam(T):
+    """The official weights layout, loaded through ``load_stam``, gives the official logits (float64)."""
+    result = check_golden(GOLDEN / f"stam_t{T}.json")
+    assert result.reference == "Alibaba-MIIL/STAM@6749baf" and result.tol == RTOL
+    assert result.num_keys == len(_golden(T)["state_dict_shapes"]) and result.max_rel_err <= RTOL
 
 
 def test_golden_keys_are_the_official_layout():
@@ -83,12 +57,10 @@ def test_golden_keys_are_the_official_layout():
         assert own == _golden(T)["state_dict_shapes"]
 
 
-def test_layernorm_eps_1e6_is_caught_only_by_the_tight_tolerance(stam8_logits):
+def test_layernorm_eps_1e6_is_caught_only_by_the_tight_tolerance():
     """timm's eps 1e-6 instead of STAM's 1e-5 changes the logits by ~1e-6: a 1e-4 test would pass it."""
-    _, expected = stam8_logits
-    wrong, _ = _golden_logits(_golden(8), norm_eps=1e-6)
-    diff = _max_rel_diff(wrong, expected)
-    assert RTOL < diff < 1e-4, diff
+    wrong = check_golden(GOLDEN / "stam_t8.json", tol=1e-4, norm_eps=1e-6)
+    assert RTOL < wrong.max_rel_err < 1e-4, wrong.max_rel_err
 
 
 # ------------------------------------------------------------------------------------ architecture facts
@@ -209,8 +181,9 @@ def test_frames_are_processed_independently_and_in_video_major_order():
 
 @pytest.mark.parametrize("bad", [(2, 3, 8, 112, 112), (2, 3, 4, 96, 96), (2, 1, 4, 112, 112), (3, 4, 112, 112)])
 def test_wrong_input_shape_names_expected_and_actual(bad):
+    """STAM's position embedding fixes T and H = W as well (the generic checks are in test_model_contract.py)."""
     model = vidlib.create_model("stam_tiny", num_frames=4)
-    with pytest.raises(ValueError, match=r"\[B, 3, 4, 112, 112\].*" + str(list(bad)).replace("[", r"\[")):
+    with pytest.raises(ValueError, match=r"\[B, 3, 4, 112, 112\], got " + re.escape(str(bad))):
         model(torch.rand(bad))
 
 
@@ -221,14 +194,6 @@ def test_bad_constructor_arguments():
         STAM(4, aggregate="max")
     with pytest.raises(ValueError, match="multiple of patch_size"):
         STAM(4, img_size=100)
-
-
-@pytest.mark.parametrize("name", ["stam_tiny", "stam_mean_tiny"])
-def test_every_parameter_gets_a_gradient(name):
-    model = vidlib.create_model(name, num_classes=5, num_frames=4).train()
-    model(torch.rand(2, 3, 4, 112, 112)).logsumexp(1).sum().backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not no_grad
 
 
 def test_temporal_dropout_is_active_in_training_only():
@@ -245,12 +210,6 @@ def test_temporal_dropout_is_active_in_training_only():
 def _tiny_and_sd(**kw):
     model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4, **kw).eval()
     return model, {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def test_load_stam_is_reexported_by_checkpoints():
-    import vidlib.checkpoints
-
-    assert vidlib.checkpoints.load_stam is load_stam
 
 
 def test_load_stam_accepts_path_wrapped_and_bare(tmp_path):
@@ -318,6 +277,16 @@ def test_init_spatial_from_timm_vit_matches_timm_features(tmp_path, fmt):
     after = model.state_dict()
     assert all(torch.equal(after[k], before[k]) for k in report.not_initialised)
     frames = torch.rand(3, 3, 112, 112)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_frames(frames), vit.forward_features(frames)[:, 0])
+
+
+def test_vit_init_argument_initialises_the_spatial_vit(tmp_path):
+    """``create_model(..., vit_init=path)`` is :func:`init_spatial_from_vit` on the new model."""
+    vit = _timm_vit()
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4, vit_init=tmp_path / "vit.pth").eval()
+    frames = torch.rand(2, 3, 112, 112)
     with torch.no_grad():
         torch.testing.assert_close(model.forward_frames(frames), vit.forward_features(frames)[:, 0])
 

@@ -1,7 +1,8 @@
 """Counting FLOPs the way papers do, with fvcore, and saying exactly what is counted.
 
 Every figure is **multiply-accumulates (MACs) for one forward pass of the given input**, in units of
-1e9 ("GFLOPs" in the papers and in mmaction2 mean GMACs; fact sheet §0.2).
+1e9 ("GFLOPs" in the papers and in mmaction2 mean GMACs: every entry of ``results/published.yaml`` has
+``flops.counted_as: "MACs per view"``, established by exact recount in ``flops.recount_g``).
 
 ``style="fvcore"`` (default) is fvcore's ``FlopCountAnalysis`` unchanged, plus one handle:
 

@@ -1,17 +1,6 @@
-"""Golden reference data (JSON) and the scripts that made it; :func:`load` imports one of those scripts.
+"""Golden reference data (JSON) and the scripts that made it (``make_*.py``).
 
-The scripts are plain files, not an installed package (the generators run only in a scratch venv with
-the reference code), so tests import them by path.
+The fill rule and the check live in the library (:mod:`vidlib.golden`). The generator scripts run only in
+a scratch environment next to the reference code; the tests import them as ``golden.make_mmaction2_golden``
+(``tests/`` is on ``sys.path`` under pytest) for their list of cases and the reference ``tin_shift`` self-check.
 """
-import importlib.util
-from pathlib import Path
-
-GOLDEN = Path(__file__).resolve().parent
-
-
-def load(name: str):
-    """Import ``tests/golden/<name>.py`` (e.g. ``fill_rule``) and return the module."""
-    spec = importlib.util.spec_from_file_location(f"golden_{name}", GOLDEN / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

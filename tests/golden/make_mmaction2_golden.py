@@ -2,7 +2,9 @@
 
 Reference: mmaction2 1.2.0 / mmengine 0.10.7 / mmcv-lite 2.1.0 (PyPI), torch 2.14.1.
 This script runs ONLY in the scratch environment below (never in the project venv); the tests that
-read its output (``tests/test_golden_mmaction2.py``) run everywhere. It does not import vidlib.
+read its output (``tests/test_golden_mmaction2.py``) run everywhere. Of vidlib it uses only the fill rule
+(``vidlib.golden``, imported from the checkout); it builds no vidlib model, so the reference side stays
+independent of the code it checks.
 
 Setup (from the repository root; ``.scratch/`` is git-ignored)::
 
@@ -16,7 +18,7 @@ Setup (from the repository root; ``.scratch/`` is git-ignored)::
 
 For each case the script builds the recognizer from the config file shipped in the mmaction2 wheel
 (``mmaction/.mim/configs/...``) with ``pretrained=None`` (nothing is downloaded), fills EVERY
-state-dict key with ``tests/golden/fill_rule.py`` and loads it strictly, then runs mmaction2's own
+state-dict key with the fill rule of ``vidlib/golden.py`` and loads it strictly, then runs mmaction2's own
 test path (``extract_feat(..., test_mode=True)`` then ``cls_head(...)``) in float64 eval mode and
 records the raw logits (before ``average_clip``). The test dataloaders of these configs use batch
 size 1, so each clip is run on its own (CSN's ``max_testing_views`` requires it).
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import logging
 import sys
@@ -51,18 +52,11 @@ from typing import NamedTuple
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # the repository root: vidlib without installing it
+from vidlib.golden import RULE, fill_state_dict, make_input  # noqa: E402
+
 REFERENCE = "mmaction2 1.2.0 / mmengine 0.10.7 / mmcv-lite 2.1.0"
 INPUT_SIZES = [(2, 64, 64), (1, 48, 80)]  # (clips B, H, W) of each input
-
-
-def _load_fill_rule():
-    spec = importlib.util.spec_from_file_location("fill_rule", HERE / "fill_rule.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fill_rule = _load_fill_rule()
 
 
 # --------------------------------------------------------------------------- reference gaps
@@ -159,14 +153,14 @@ CASES = [
     Case("tanet_r50_t16", "tanet_r50", dict(num_classes=400, num_frames=16),
          _CFG + "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
          {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16}),
-    Case("tin_r50_t8", "tin_r50", dict(num_classes=174, num_frames=8),
+    Case("tin_r50_t8", "tin_r50", dict(dataset="sthv1", num_frames=8),
          _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py", {}),
-    Case("tin_r50_t16", "tin_r50", dict(num_classes=174, num_frames=16),
+    Case("tin_r50_t16", "tin_r50", dict(dataset="sthv1", num_frames=16),
          _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py",
          {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16}),
     Case("tpn_slowonly_r50_t8", "tpn_slowonly_r50", dict(num_classes=400, num_frames=8),
          _CFG + "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py", {}),
-    Case("tpn_tsm_r50_t8", "tpn_tsm_r50", dict(num_classes=174, num_frames=8),
+    Case("tpn_tsm_r50_t8", "tpn_tsm_r50", dict(dataset="sthv1", num_frames=8),
          _CFG + "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py", {}),
     Case("ircsn_r152_t8", "ircsn_r152", dict(num_classes=400, num_frames=8),
          _CFG + "csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py", {}),
@@ -240,12 +234,12 @@ def make_inputs(stem: str, t: int) -> list:
 def make_case(stem, model, kwargs, config, overrides) -> dict:
     recognizer, model_cfg, overrides = build_reference(config, overrides)
     shapes = {k: list(v.shape) for k, v in recognizer.state_dict().items()}
-    recognizer.load_state_dict(fill_rule.fill_state_dict(shapes), strict=True)
+    recognizer.load_state_dict(fill_state_dict(shapes), strict=True)
     inputs = make_inputs(stem, kwargs["num_frames"])
     logits, aux = [], []
     start = time.perf_counter()
     for inp in inputs:
-        x = fill_rule.make_input(inp["name"], inp["shape"], inp["lo"], inp["hi"])
+        x = make_input(inp["name"], inp["shape"], inp["lo"], inp["hi"])
         with torch.no_grad():
             out, out_aux = run_reference(recognizer, x)
         logits.append(out.tolist())
@@ -261,7 +255,7 @@ def make_case(stem, model, kwargs, config, overrides) -> dict:
                             f" -> cls_head (raw logits, no average_clip), one clip at a time",
         "reference_classes": module_classes(recognizer),
         "reference_model_cfg": model_cfg,
-        "rule": "tests/golden/fill_rule.py",
+        "rule": RULE,
         "dtype": "float64",
         "state_dict_shapes": shapes,
         "inputs": inputs,

@@ -16,7 +16,7 @@ torchvision removed; only its data loader uses it. We put a placeholder attribut
 
 Procedure, per T: build the official model (T=16 through the official factory ``create_model``; T=8 through
 ``STAM_224`` directly, because the factory rejects ``stam_8``), fill EVERY state-dict key with
-``tests/golden/fill_rule.py`` and load strictly, convert to float64, eval mode, and feed
+the fill rule of ``vidlib/golden.py`` and load strictly, convert to float64, eval mode, and feed
 ``make_input(name, [2, 3, T, 224, 224], lo=0, hi=1)`` permuted to the official video-major layout
 ``[B*T, 3, 224, 224]``.
 """
@@ -32,8 +32,8 @@ from types import SimpleNamespace
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from fill_rule import fill_state_dict, make_input  # noqa: E402
+sys.path.insert(0, str(HERE.parents[1]))  # the repository root: vidlib's fill rule (no vidlib model is built)
+from vidlib.golden import RULE, fill_state_dict, make_input  # noqa: E402
 
 COMMIT = "6749baf"
 BATCH = 2
@@ -79,7 +79,7 @@ def golden(T: int, model: torch.nn.Module) -> dict:
         "model": f"stam_{T}",
         "kwargs": {"num_classes": 400},
         "reference_config": f"{ctor}; torch {torch.__version__}; input permuted to [B*T, 3, 224, 224]",
-        "rule": "tests/golden/fill_rule.py",
+        "rule": RULE,
         "dtype": "float64",
         "state_dict_shapes": shapes,
         "inputs": [{"name": name, "shape": [BATCH, 3, T, 224, 224], "lo": 0.0, "hi": 1.0}],

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = ["VideoRecord", "read_video_list", "read_rawframe_list", "read_label_map", "write_video_list",
-           "write_label_map", "missing_files"]
+           "write_label_map", "missing_files", "STHV1_FLIP_LABEL_MAP"]
+
+#: Something-Something V1 classes whose meaning flips with a horizontal flip ("left" <-> "right"): the
+#: ``flip_label_map`` of mmaction2's sthv1 configs (TSM, TANet, TPN-TSM), class index -> flipped index.
+STHV1_FLIP_LABEL_MAP = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
 
 
 class VideoRecord(NamedTuple):

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ._registry import make_cfg, register_model
-from .resnet3d import TINY, Bottleneck3d, ConvBNAct3d, I3DHead, Recognizer3D, ResNet3d, tiny_cfg_3d
+from ._registry import make_cfg, register_model, with_cfg
+from .common import ClsHead
+from .resnet3d import TINY, Bottleneck3d, ConvBNAct3d, Recognizer3D, ResNet3d, tiny_cfg_3d
 
 __all__ = ["CSNBottleneck3d", "ResNet3dCSN", "ircsn_r50", "ircsn_r152", "ipcsn_r152", "ircsn_tiny", "ipcsn_tiny"]
 
@@ -113,9 +114,8 @@ def _csn_cfg(num_frames: int, published: str) -> dict:
 
 def _csn(name: str, cfg: dict, num_classes: int, dropout: float, **kw) -> Recognizer3D:
     backbone = ResNet3dCSN(**kw)
-    model = Recognizer3D(backbone, I3DHead(backbone.out_channels[-1], num_classes, dropout), name=name)
-    model.default_cfg = cfg
-    return model
+    model = Recognizer3D(backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name)
+    return with_cfg(model, cfg)
 
 
 @register_model

@@ -6,7 +6,7 @@ per-frame class scores. This file holds that common part; each paper's file only
 module into the residual branch of the blocks.
 
     clip [B, 3, T, H, W] -> frames [B*T, 3, H, W] -> ResNet2d -> [B*T, 2048, h, w]
-        -> Head2D: avg-pool -> dropout -> fc_cls -> [B*T, K] -> mean over T -> logits [B, K]
+        -> ClsHead(ndim=2): avg-pool -> dropout -> fc_cls -> [B*T, K] -> mean over T -> logits [B, K]
 
 State-dict keys follow mmaction2 1.x (``ConvModule`` = ``.conv`` + ``.bn``), so mmaction2
 checkpoints load nearly by identity:
@@ -14,17 +14,20 @@ checkpoints load nearly by identity:
     backbone.conv1.{conv,bn}          backbone.layerX.Y.conv{1,2,3}.{conv,bn}
     backbone.layerX.0.downsample.{conv,bn}                  cls_head.fc_cls.{weight,bias}
 
-Explained in: chapter "2D temporal models".
+TSN and TSM are taught in the TIN chapter (``book/tin.md``), as the fixed-shift baseline TIN learns
+to improve on, and serve as baselines in the TAM chapter (``book/tam.md``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from ..checkpoints import init_from_torchvision
-from ._registry import make_cfg, register_model
+from ..weights import init_from_torchvision
+from ._registry import make_cfg, register_model, with_cfg
+from .common import ClsHead, check_clip
 
-__all__ = ["ConvBN", "Bottleneck", "ResNet2d", "Head2D", "Recognizer2D", "STAGE_BLOCKS", "check_clip"]
+__all__ = ["ConvBN", "Bottleneck", "ResNet2d", "Recognizer2D", "build_recognizer", "STAGE_BLOCKS", "tsn_r50",
+           "tsn_tiny"]
 
 #: Blocks per stage for the bottleneck ResNets (He et al., arXiv 1512.03385, Table 1).
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -133,46 +136,12 @@ class ResNet2d(nn.Module):
         return tuple(outs)
 
 
-class Head2D(nn.Module):
-    """mmaction2's ``TSMHead`` (and ``TSNHead``): per-frame avg-pool -> dropout -> ``fc_cls`` -> mean over T.
-
-    ``TSNHead`` averages the pooled features over T before ``fc_cls`` and ``TSMHead`` averages the
-    logits after it; the fc is linear, so in eval mode (no dropout) both give the same logits.
-
-    Args:
-        in_channels: feature channels (2048 for ResNet-50).
-        num_classes: K, the number of classes.
-        dropout: dropout ratio before ``fc_cls`` (TSN 0.4, TSM/TANet-K400 0.5, TIN-sthv1 0.8).
-        init_std: std of the normal init of ``fc_cls.weight`` (TSM/TANet/TIN 0.001, TSN 0.01).
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5, init_std: float = 0.001):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fc_cls = nn.Linear(in_channels, num_classes)
-        nn.init.normal_(self.fc_cls.weight, std=init_std)
-        nn.init.zeros_(self.fc_cls.bias)
-
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        x = self.avg_pool(x).flatten(1)  # [N*T, C]
-        scores = self.fc_cls(self.dropout(x))  # [N*T, K]
-        return scores.view(-1, num_frames, scores.shape[-1]).mean(dim=1)  # [N, T, K] -> [N, K]
-
-
-def check_clip(x: torch.Tensor, num_frames: int | None, who: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is a clip ``[B, 3, T, H, W]`` (with ``T == num_frames`` if given)."""
-    if x.ndim != 5 or x.shape[1] != 3 or (num_frames is not None and x.shape[2] != num_frames):
-        t = "T" if num_frames is None else str(num_frames)
-        raise ValueError(f"{who}: expected a clip [B, 3, {t}, H, W], got {tuple(x.shape)}")
-
-
 class Recognizer2D(nn.Module):
     """mmaction2's ``Recognizer2D`` on vidlib's clip layout: ``[B, 3, T, H, W]`` -> logits ``[B, K]``.
 
     Args:
         backbone: a :class:`ResNet2d` (possibly with temporal modules) returning a tuple of stages.
-        num_classes, dropout, init_std: see :class:`Head2D`.
+        num_classes, dropout, init_std: see :class:`~vidlib.models.common.ClsHead` (here ``ndim=2``).
         num_frames: T. Models with temporal modules (TSM, TANet, TIN) mix exactly T frames and
             reject clips of another length; TSN (``fixed_frames=False``) accepts any T.
     """
@@ -181,11 +150,11 @@ class Recognizer2D(nn.Module):
                  init_std: float = 0.001, fixed_frames: bool = True):
         super().__init__()
         self.backbone = backbone
-        self.cls_head = Head2D(backbone.feat_dim, num_classes, dropout, init_std)
+        self.cls_head = ClsHead(backbone.feat_dim, num_classes, dropout, init_std, ndim=2)
         self.num_frames, self.num_classes, self.fixed_frames = num_frames, num_classes, fixed_frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_clip(x, self.num_frames if self.fixed_frames else None, type(self).__name__)
+        check_clip(x, type(self).__name__, num_frames=self.num_frames if self.fixed_frames else None)
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # [B, 3, T, H, W] -> [B*T, 3, H, W]
         feat = self.backbone(frames)[-1]  # [B*T, C, h, w]
@@ -193,19 +162,19 @@ class Recognizer2D(nn.Module):
 
 
 def build_recognizer(backbone: ResNet2d, *, num_classes: int, num_frames: int, dropout: float,
-                     init_std: float = 0.001, fixed_frames: bool = True, pretrained: str | None = None,
+                     init_std: float = 0.001, fixed_frames: bool = True, imagenet_init=None,
                      cfg: dict) -> Recognizer2D:
     """Wrap ``backbone`` in a :class:`Recognizer2D`, load ImageNet weights if asked, attach ``default_cfg``.
 
-    ``pretrained`` is a torchvision ResNet file for :func:`vidlib.checkpoints.init_from_torchvision`.
-    It is loaded by key, after every temporal module exists, so those modules keep their own init.
+    ``imagenet_init`` is a torchvision 2D ResNet file or state dict for
+    :func:`vidlib.weights.init_from_torchvision`. It is loaded by key, after every temporal module exists,
+    so those modules keep their own init.
     """
     model = Recognizer2D(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
                          init_std=init_std, fixed_frames=fixed_frames)
-    if pretrained is not None:
-        init_from_torchvision(model, pretrained)
-    model.default_cfg = cfg
-    return model
+    if imagenet_init is not None:
+        init_from_torchvision(model, imagenet_init)
+    return with_cfg(model, cfg)
 
 
 # ----------------------------------------------------------------------------------- TSN entrypoints
@@ -231,21 +200,22 @@ def tiny_cfg(num_frames: int, **extra) -> dict:
 
 @register_model
 def tsn_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4,
-            pretrained: str | None = None) -> Recognizer2D:
+            imagenet_init=None) -> Recognizer2D:
     """TSN with ResNet-50 (mmaction2 ``tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb``).
 
     Test protocol: 25 segments x TenCrop(224), as in the config's inherited ``test_pipeline``.
+    ``imagenet_init``: a torchvision ResNet-50 file or state dict (:func:`build_recognizer`).
     """
-    cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames),
-                   test_sampling=seg_sampling(num_frames, 25), test_crops=10, url=TSN_URL, paper="1608.00859", published="tsn_r50_k400")
+    cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), test_sampling=seg_sampling(num_frames, 25),
+                   test_crops=10, url=TSN_URL, paper="1608.00859", published="tsn_r50_k400")
     return build_recognizer(ResNet2d(50), num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            init_std=0.01, fixed_frames=False, pretrained=pretrained, cfg=cfg)
+                            init_std=0.01, fixed_frames=False, imagenet_init=imagenet_init, cfg=cfg)
 
 
 @register_model
 def tsn_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.4,
-             pretrained: str | None = None) -> Recognizer2D:
+             imagenet_init=None) -> Recognizer2D:
     """TSN on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128) for CPU experiments."""
     return build_recognizer(ResNet2d(**TINY), num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            init_std=0.01, fixed_frames=False, pretrained=pretrained,
+                            init_std=0.01, fixed_frames=False, imagenet_init=imagenet_init,
                             cfg=tiny_cfg(num_frames, paper="1608.00859"))

@@ -1,4 +1,4 @@
-"""The 3D ResNet of mmaction2: SlowOnly, the full-3D reference R3D, the I3D head and 2D->3D inflation.
+"""The 3D ResNet of mmaction2: SlowOnly, the full-3D reference R3D, the 3D recognizer and 2D->3D inflation.
 
 Papers: SlowFast (SlowOnly pathway, arXiv 1812.03982), I3D inflation (arXiv 1705.07750) and the
 ResNet3D baseline of the CSN paper (arXiv 1904.02811). Used by ``tpn.py`` (TPN on SlowOnly) and
@@ -8,25 +8,27 @@ ResNet3D baseline of the CSN paper (arXiv 1904.02811). Used by ``tpn.py`` (TPN o
 
     [B, 3, T, H, W] -> conv1 (k_t x 7 x 7, stride 1x2x2) -> maxpool (1x3x3, stride 1x2x2)
                     -> layer1 .. layer4 (Bottleneck3d; stride on conv2 and the shortcut)
-                    -> I3DHead: global average pool -> dropout -> fc_cls -> [B, num_classes]
+                    -> ClsHead(ndim=3) (mmaction2's I3DHead): global average pool -> dropout -> fc_cls
+                    -> [B, num_classes]
 
 State-dict keys follow mmaction2 1.x (``backbone.conv1.conv.weight``, ``backbone.layerX.Y.convN.{conv,bn}``,
-``backbone.layerX.0.downsample.{conv,bn}``, ``cls_head.fc_cls``), so :func:`vidlib.checkpoints.load_mmaction2`
+``backbone.layerX.0.downsample.{conv,bn}``, ``cls_head.fc_cls``), so :func:`vidlib.weights.load_mmaction2`
 is the identity on them.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 
-from ._registry import make_cfg, register_model
-from .resnet2d import STAGE_BLOCKS, check_clip
+from ..weights import CheckpointError, load_state_dict_strict, read_checkpoint, source_name
+from ._registry import make_cfg, register_model, with_cfg
+from .common import ClsHead, check_clip
+from .resnet2d import STAGE_BLOCKS
 
 __all__ = [
-    "ConvBNAct3d", "Bottleneck3d", "ResNet3d", "I3DHead", "Recognizer3D",
+    "ConvBNAct3d", "Bottleneck3d", "ResNet3d", "Recognizer3D",
     "inflate_from_2d", "torchvision_name", "tiny_cfg_3d", "slowonly_r50", "slowonly_tiny", "r3d_r50", "r3d_tiny",
 ]
 
@@ -193,25 +195,6 @@ class ResNet3d(nn.Module):
         return self
 
 
-class I3DHead(nn.Module):
-    """mmaction2's ``I3DHead`` (also TPN's head at test time): global average pool -> dropout -> ``fc_cls``.
-
-    ``[N, C, T, H, W]`` -> ``[N, num_classes]``. Init: ``fc_cls`` normal(std ``init_std``), bias 0.
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5, init_std: float = 0.01):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fc_cls = nn.Linear(in_channels, num_classes)
-        nn.init.normal_(self.fc_cls.weight, std=init_std)
-        nn.init.zeros_(self.fc_cls.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avg_pool(x).flatten(1)  # [N, C, 1, 1, 1] -> [N, C]
-        return self.fc_cls(self.dropout(x))
-
-
 class Recognizer3D(nn.Module):
     """``backbone`` (a :class:`ResNet3d`) -> last stage -> ``cls_head``; input ``[B, 3, T, H, W]``."""
 
@@ -220,7 +203,7 @@ class Recognizer3D(nn.Module):
         self.backbone, self.cls_head, self.name = backbone, cls_head, name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_clip(x, None, self.name)
+        check_clip(x, self.name)
         return self.cls_head(self.backbone(x)[-1])
 
 
@@ -246,19 +229,17 @@ def inflate_from_2d(model: nn.Module, state_dict_2d) -> list[str]:
     ``[O, I, k_t, k, k]`` kernel, so a clip of identical frames reproduces the 2D activations.
     BatchNorm parameters and statistics are copied (``num_batches_tracked`` may be absent: old
     torchvision files lack it). ``fc.*`` is ignored. Every other 2D key must be used and every backbone
-    key filled, else :class:`vidlib.checkpoints.CheckpointError` lists all offending keys.
+    key filled, else :class:`vidlib.weights.CheckpointError` lists all offending keys.
 
     Args:
         model: a recognizer with ``.backbone`` (``slowonly_r50``, ``tpn_slowonly_r50`` ...) or a
             :class:`ResNet3d`; only the backbone is touched (the heads keep their init).
         state_dict_2d: a torchvision ResNet state dict or a file / dict that
-            :func:`vidlib.checkpoints.read_checkpoint` reads.
+            :func:`vidlib.weights.read_checkpoint` reads.
 
     Returns the 2D keys that were used.
     """
-    from ..checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint
-
-    source = f"'{os.fspath(state_dict_2d)}'" if isinstance(state_dict_2d, (str, os.PathLike)) else "<2D state dict>"
+    source = source_name(state_dict_2d)
     sd2d = read_checkpoint(state_dict_2d, "state_dict", "model")
     backbone = getattr(model, "backbone", model)
     own = backbone.state_dict()
@@ -324,12 +305,11 @@ def r3d_backbone(*, tiny: bool = False, depth: int = 50, eps: float = 1e-3, **kw
 
 
 def _build3d(backbone: ResNet3d, name: str, num_classes: int, dropout: float, cfg: dict,
-             pretrained=None) -> Recognizer3D:
-    model = Recognizer3D(backbone, I3DHead(backbone.out_channels[-1], num_classes, dropout), name=name)
-    if pretrained is not None:
-        inflate_from_2d(model, pretrained)
-    model.default_cfg = cfg
-    return model
+             inflate_from=None) -> Recognizer3D:
+    model = Recognizer3D(backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name)
+    if inflate_from is not None:
+        inflate_from_2d(model, inflate_from)
+    return with_cfg(model, cfg)
 
 
 _SLOWONLY_URL = ("https://download.openmmlab.com/mmaction/v1.0/recognition/slowonly/"
@@ -353,13 +333,14 @@ def tiny_cfg_3d(num_frames: int, **extra) -> dict:
 
 
 @register_model
-def slowonly_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, pretrained=None, **kw):
+def slowonly_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, inflate_from=None, **kw):
     """SlowOnly-R50 8x8 (mmaction2 ``slowonly_imagenet-pretrained-r50_8xb16-8x8x1-steplr-150e``).
 
-    ``pretrained``: a torchvision ResNet-50 state dict or file, inflated with :func:`inflate_from_2d`.
+    ``inflate_from``: a torchvision 2D ResNet-50 state dict or file, inflated into the 3D backbone with
+    :func:`inflate_from_2d`.
     """
     cfg = _cfg_3d(num_frames, 8, url=_SLOWONLY_URL, paper="1812.03982")
-    return _build3d(slowonly_backbone(**kw), "slowonly_r50", num_classes, dropout, cfg, pretrained)
+    return _build3d(slowonly_backbone(**kw), "slowonly_r50", num_classes, dropout, cfg, inflate_from)
 
 
 @register_model

@@ -17,96 +17,29 @@ Explained in: the STAM chapter of the book.
 
 State-dict keys equal the official ``state['model']`` layout (``patch_embed.proj.*``, ``cls_token``,
 ``pos_embed``, ``blocks.{i}.*``, ``norm.*``, ``aggregate.*``, ``head.*``), so :func:`load_stam` only strips
-an optional ``module.`` prefix. The spatial attention uses ``F.scaled_dot_product_attention``
-(``vidlib.flops.count_flops`` counts its QK^T and AV matmuls).
+an optional ``module.`` prefix. The spatial ViT's parts (patch embedding, attention, MLP, block, and
+:func:`~vidlib.models.vit.init_spatial_from_vit` for an image-ViT initialisation) are generic and live in
+``vit.py``; this file holds STAM's own contribution: the temporal aggregation and the model around it.
 """
 from __future__ import annotations
 
-import os
 import re
 import warnings
-from typing import NamedTuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint
-from ._registry import make_cfg, register_model
+from ..weights import CheckpointError, load_state_dict_strict, read_checkpoint, source_name
+from ._registry import make_cfg, register_model, with_cfg
+from .common import check_clip
+from .vit import Block, PatchEmbed, init_spatial_from_vit, trunc_normal_
 
 __all__ = [
-    "STAM", "TemporalAggregate", "MeanAggregate", "load_stam", "init_spatial_from_vit", "SpatialInitReport",
+    "STAM", "TemporalAggregate", "MeanAggregate", "load_stam",
     "stam_8", "stam_16", "stam_32", "stam_64", "stam_tiny", "stam_mean_tiny",
 ]
 
 _URL = "https://miil-public-eu.oss-eu-central-1.aliyuncs.com/model-zoo/STAM/v2/stam_{}.pth"
-
-
-def _trunc_normal_(t: torch.Tensor, std: float = 0.02) -> torch.Tensor:
-    """The official init: ``N(0, 1)`` folded into (-2, 2) by ``fmod``, times ``std`` (a cheap truncated normal)."""
-    with torch.no_grad():
-        return t.normal_().fmod_(2).mul_(std)
-
-
-class PatchEmbed(nn.Module):
-    """Cut a frame into non-overlapping ``patch_size`` patches and project each to ``embed_dim``."""
-
-    def __init__(self, img_size: int, patch_size: int, embed_dim: int):
-        super().__init__()
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
-        self.num_patches = (img_size // patch_size) ** 2
-        self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # [N, D, h, w] -> [N, h*w, D]
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection (keys ``qkv``, ``proj`` as in the official ViT)."""
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        N, L, D = x.shape
-        qkv = self.qkv(x).reshape(N, L, 3, self.num_heads, D // self.num_heads)  # [N, L, 3, heads, D/heads]
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, heads, L, D/heads]
-        x = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(D/heads)) v: [N, heads, L, D/heads]
-        return self.proj(x.transpose(1, 2).reshape(N, L, D))  # [N, L, D]
-
-
-class Mlp(nn.Module):
-    """fc1 -> exact GELU -> fc2."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-norm ViT block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class TemporalAggregate(nn.Module):
@@ -159,7 +92,7 @@ class STAM(nn.Module):
         num_frames: T, the frames per clip.
         num_classes: size of the ``head`` output.
         img_size: the square input frame size (224).
-        patch_size: ViT patch size P (16).
+        patch_size: ViT patch size P (16; the paper's 16x16 "words").
         embed_dim: ViT width D (768).
         depth: number of spatial ViT blocks (12).
         num_heads: spatial attention heads (12).
@@ -201,10 +134,10 @@ class STAM(nn.Module):
         The patch conv and the temporal ``in_proj_weight`` (a bare Parameter) keep PyTorch's default init.
         """
         for p in (self.cls_token, self.pos_embed, *self._temporal_tokens()):
-            _trunc_normal_(p)
+            trunc_normal_(p)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                _trunc_normal_(m.weight)
+                trunc_normal_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
@@ -224,10 +157,7 @@ class STAM(nn.Module):
         return self.norm(x[:, 0])  # final LayerNorm of the CLS token: [N, D]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        expected = (3, self.num_frames, self.img_size, self.img_size)
-        if x.ndim != 5 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"STAM expects input [B, {', '.join(map(str, expected))}] "
-                             f"([B, 3, T, H, W]), got {list(x.shape)}")
+        check_clip(x, "STAM", num_frames=self.num_frames, size=self.img_size)
         B, C, T, H, W = x.shape
         frames = x.transpose(1, 2).reshape(B * T, C, H, W)  # [B*T, 3, H, W], video-major
         feats = self.forward_frames(frames).view(B, T, -1)  # [B, T, D]
@@ -264,7 +194,7 @@ def load_stam(model: STAM, checkpoint, *, zero_missing_qkv_bias: bool = False) -
         warnings.warn(f"load_stam: the checkpoint predates the qkv-bias fix; set {len(missing_bias)} "
                       f"qkv biases to zero: {', '.join(missing_bias)}", stacklevel=2)
     try:
-        load_state_dict_strict(model, sd, source=_describe(checkpoint))
+        load_state_dict_strict(model, sd, source=source_name(checkpoint))
     except CheckpointError as e:
         if not missing_bias or zero_missing_qkv_bias:
             raise
@@ -272,66 +202,6 @@ def load_stam(model: STAM, checkpoint, *, zero_missing_qkv_bias: bool = False) -
             "  hint: a checkpoint without blocks.*.attn.qkv.bias predates the upstream 'fix qkv bias' "
             "commit; load it with load_stam(..., zero_missing_qkv_bias=True)")) from e
     return missing_bias if zero_missing_qkv_bias else []
-
-
-class SpatialInitReport(NamedTuple):
-    """What :func:`init_spatial_from_vit` did: keys loaded, checkpoint keys ignored, model keys left as they were."""
-
-    loaded: list[str]
-    ignored: list[str]
-    not_initialised: list[str]
-
-
-_IGNORED_VIT = re.compile(r"(head|pre_logits|fc_norm)\..*")
-
-
-def init_spatial_from_vit(model: STAM, path_or_state_dict) -> SpatialInitReport:
-    """Initialise STAM's spatial ViT from an image ViT checkpoint in timm's key layout (e.g. ViT-B/16).
-
-    ``path_or_state_dict``: a torch file or a ``.safetensors`` file (as timm downloads Google's ViT weights),
-    ``{'model'|'state_dict': sd}`` or a bare state dict; Google's JAX ``.npz`` files need timm's conversion.
-
-    Every spatial key of ``model`` (``patch_embed``, ``cls_token``, ``pos_embed``, ``blocks``, ``norm``) must be
-    in the checkpoint with the same shape; the image classifier (``head.*``, ``pre_logits.*``, ``fc_norm.*``)
-    is ignored; any other checkpoint key is an error. ``aggregate.*`` and ``head.*`` of the model keep their
-    values and are reported. Note: timm's ViTs use LayerNorm eps 1e-6 and STAM 1e-5; this loads the weights
-    into STAM's 1e-5 model, as the authors did.
-
-    Returns:
-        a :class:`SpatialInitReport`.
-    """
-    sd = _read_vit(path_or_state_dict)
-    own = model.state_dict()
-    kept = [k for k in own if k.startswith(("aggregate.", "head."))]
-    ignored = sorted(k for k in sd if _IGNORED_VIT.fullmatch(k))
-    unexpected = sorted(k for k in sd if k not in ignored and (k not in own or k in kept))
-    if unexpected:
-        raise CheckpointError(_describe(path_or_state_dict), unexpected=unexpected,
-                              note="  (these are not part of STAM's spatial ViT; only head.*, pre_logits.*, "
-                                   "fc_norm.* are ignored)")
-    spatial = {k: v for k, v in sd.items() if k not in ignored}
-    load_state_dict_strict(model, {**spatial, **{k: own[k] for k in kept}}, source=_describe(path_or_state_dict))
-    return SpatialInitReport(sorted(spatial), ignored, kept)
-
-
-def _read_vit(path_or_state_dict) -> dict[str, torch.Tensor]:
-    """A timm-layout state dict from a torch file, a ``.safetensors`` file (timm's hub format) or a dict."""
-    if isinstance(path_or_state_dict, (str, os.PathLike)):
-        suffix = os.fspath(path_or_state_dict).rsplit(".", 1)[-1]
-        if suffix == "npz":
-            raise CheckpointError(_describe(path_or_state_dict), note=(
-                "  a Google JAX .npz file: convert it with timm first, e.g. timm.create_model("
-                "'vit_base_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=path)).state_dict()"))
-        if suffix == "safetensors" and os.path.isfile(path_or_state_dict):
-            from safetensors.torch import load_file
-
-            path_or_state_dict = load_file(os.fspath(path_or_state_dict))
-    sd = read_checkpoint(path_or_state_dict, "model", "state_dict")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
-
-
-def _describe(checkpoint) -> str:
-    return f"'{os.fspath(checkpoint)}'" if isinstance(checkpoint, (str, os.PathLike)) else "<state dict>"
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -346,57 +216,68 @@ def _cfg(num_frames: int, *, crop_size: int, resize_short: int, published: str |
                     published=published, **extra)
 
 
-def _stam(T: int, num_classes: int, num_frames: int | None, kw: dict) -> STAM:
+def _with_vit_init(model: STAM, cfg: dict, vit_init) -> STAM:
+    """Attach the cfg; ``vit_init`` (an image ViT checkpoint in timm's layout) initialises the spatial ViT."""
+    if vit_init is not None:
+        init_spatial_from_vit(model, vit_init)
+    return with_cfg(model, cfg)
+
+
+def _stam(T: int, num_classes: int, num_frames: int | None, vit_init, kw: dict) -> STAM:
     if num_frames not in (None, T):
         raise ValueError(f"stam_{T} is defined for num_frames={T}, got {num_frames}; use STAM(num_frames=...)")
     model = STAM(T, num_classes, **kw)
-    model.default_cfg = _cfg(T, crop_size=model.img_size, resize_short=model.img_size * 8 // 7,
-                             published=f"stam_{T}_k400", url=_URL.format(T))
-    return model
+    cfg = _cfg(T, crop_size=model.img_size, resize_short=model.img_size * 8 // 7, published=f"stam_{T}_k400",
+               url=_URL.format(T))
+    return _with_vit_init(model, cfg, vit_init)
 
 
 @register_model
-def stam_8(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
-    """STAM-8: ViT-B/16 + 6-layer temporal transformer on 8 frames (released v2 weights, no official factory)."""
-    return _stam(8, num_classes, num_frames, kw)
+def stam_8(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
+    """STAM-8: ViT-B/16 + 6-layer temporal transformer on 8 frames (released v2 weights, no official factory).
+
+    ``vit_init``: an image ViT-B/16 checkpoint (timm layout) for the spatial ViT
+    (:func:`~vidlib.models.vit.init_spatial_from_vit`; the authors started from ImageNet-21k).
+    ``**kw``: see :class:`STAM`.
+    """
+    return _stam(8, num_classes, num_frames, vit_init, kw)
 
 
 @register_model
-def stam_16(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
-    """STAM-16 (the official default model)."""
-    return _stam(16, num_classes, num_frames, kw)
+def stam_16(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
+    """STAM-16 (the official default model); arguments as :func:`stam_8`."""
+    return _stam(16, num_classes, num_frames, vit_init, kw)
 
 
 @register_model
-def stam_32(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
-    """STAM-32."""
-    return _stam(32, num_classes, num_frames, kw)
+def stam_32(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
+    """STAM-32; arguments as :func:`stam_8`."""
+    return _stam(32, num_classes, num_frames, vit_init, kw)
 
 
 @register_model
-def stam_64(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
-    """STAM-64."""
-    return _stam(64, num_classes, num_frames, kw)
+def stam_64(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
+    """STAM-64; arguments as :func:`stam_8`."""
+    return _stam(64, num_classes, num_frames, vit_init, kw)
 
 
 _TINY = dict(img_size=112, patch_size=16, embed_dim=192, depth=4, num_heads=3,
              temporal_layers=2, temporal_heads=4, temporal_ff=768)
 
 
-def _tiny(num_classes: int, num_frames: int | None, aggregate: str, kw: dict) -> STAM:
+def _tiny(num_classes: int, num_frames: int | None, aggregate: str, vit_init, kw: dict) -> STAM:
     T = num_frames or 8
     model = STAM(T, num_classes, **{**_TINY, "aggregate": aggregate, **kw})
-    model.default_cfg = _cfg(T, crop_size=model.img_size, resize_short=model.img_size * 8 // 7)
-    return model
+    return _with_vit_init(model, _cfg(T, crop_size=model.img_size, resize_short=model.img_size * 8 // 7), vit_init)
 
 
 @register_model
-def stam_tiny(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
+def stam_tiny(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
     """A small STAM for CPU experiments: ViT (D 192, depth 4, 3 heads, patch 16) at 112 px + 2 temporal layers."""
-    return _tiny(num_classes, num_frames, "transformer", kw)
+    return _tiny(num_classes, num_frames, "transformer", vit_init, kw)
 
 
 @register_model
-def stam_mean_tiny(*, num_classes: int = 400, num_frames: int | None = None, **kw) -> STAM:
+def stam_mean_tiny(*, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw) -> STAM:
     """``stam_tiny`` with the :class:`MeanAggregate` baseline instead of the temporal transformer."""
-    return _tiny(num_classes, num_frames, "mean", kw)
+    return _tiny(num_classes, num_frames, "mean", vit_init, kw)

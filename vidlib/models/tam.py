@@ -10,20 +10,25 @@ TANet puts a TAM after the first 1x1 convolution of **every** bottleneck of a 2D
 - Y[n, c, t] = sum_k w[n, c, k] * (X * s)[n, c, t + k - 1]: a depthwise temporal convolution with a
   different kernel for every (video, channel), done as ONE grouped ``F.conv2d`` with groups = N*C.
 
-Keys follow mmaction2's ``TABlock``: ``layerX.Y.block.convN.{conv,bn}``, ``layerX.Y.tam.{G,L}.*``.
+Keys follow mmaction2's ``TABlock``: ``layerX.Y.block.convN.{conv,bn}``, ``layerX.Y.tam.{G,L}.*``;
+:func:`load_tam_original` reads the official repository's layout.
 
-Explained in: chapter "TANet".
+Explained in: chapter "TANet" (``book/tam.md``).
 """
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._registry import IMAGENET_STD, make_cfg, register_model
+from ..data.annotations import STHV1_FLIP_LABEL_MAP
+from ..weights import load_renamed, torchvision_to_mmaction2
+from ._registry import IMAGENET_STD, dataset_protocol, make_cfg, register_model
 from .resnet2d import TINY, Bottleneck, ResNet2d, Recognizer2D, build_recognizer, seg_sampling, tiny_cfg
 
-__all__ = ["TAM", "TABlock", "tanet_backbone", "tanet_r50", "tanet_tiny"]
+__all__ = ["TAM", "TABlock", "tanet_backbone", "tam_original_key", "load_tam_original", "tanet_r50", "tanet_tiny"]
 
 _TANET = "https://download.openmmlab.com/mmaction/v1.0/recognition/tanet/"
 URLS = {
@@ -34,8 +39,8 @@ URLS = {
     "tanet_r50_sthv1_16f": _TANET + "tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb/"
     "tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb_20220919-cc37e9b8.pth",
 }
-#: Something-Something V1 classes whose meaning flips with a horizontal flip (TANet/TSM sthv1 configs).
-STHV1_FLIP_LABEL_MAP = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
+#: The published protocols (``dataset=``): number of classes and the configs' dropout before ``fc_cls``.
+PROTOCOLS = {"k400": dict(num_classes=400, dropout=0.5), "sthv1": dict(num_classes=174, dropout=0.6)}
 
 
 class TAM(nn.Module):
@@ -106,7 +111,7 @@ def tanet_backbone(*, depth: int = 50, num_segments: int = 8, out_indices: tuple
     """mmaction2's ``TANet``: a :class:`ResNet2d` whose every bottleneck is a :class:`TABlock`.
 
     The TAMs are created here, after the ResNet and before any checkpoint is loaded; ImageNet weights
-    are then copied by key (:func:`vidlib.checkpoints.init_from_torchvision`), so the TAMs keep
+    are then copied by key (:func:`vidlib.weights.init_from_torchvision`), so the TAMs keep
     PyTorch's default init exactly as in mmaction2, and nothing re-initialises the ResNet afterwards.
     """
     backbone = ResNet2d(depth, stage_blocks=stage_blocks, base_width=base_width, out_indices=out_indices)
@@ -118,13 +123,39 @@ def tanet_backbone(*, depth: int = 50, num_segments: int = 8, out_indices: tuple
     return backbone
 
 
-def _tanet_cfg(num_frames: int, num_classes: int) -> dict:
+def tam_original_key(key: str) -> str:
+    """Map a key of the official TAM code to vidlib's unwrapped TANet naming.
+
+    The layout of liu-zhy/temporal-adaptive-module @ 5fcb46f (``ops/models.py``: ``module.base_model`` and
+    ``new_fc``; ``ops/temporal_module.py``: ``TemporalBottleneck.net`` and ``tam.{G,L}``):
+    ``module.base_model.layerX.Y.net.bn1.weight`` -> ``backbone.layerX.Y.conv1.bn.weight`` (the loader then
+    adds the ``.block`` wrapper); ``...tam.{G,L}`` (older: ``self_conv.conv_{f,g}``) stay TAM keys;
+    ``module.new_fc`` -> ``cls_head.fc_cls``. Unknown keys are returned unchanged (and then reported).
+    """
+    k = key.removeprefix("module.").replace("self_conv.conv_f", "tam.G").replace("self_conv.conv_g", "tam.L")
+    if k.startswith("new_fc."):
+        return "cls_head.fc_cls." + k[len("new_fc."):]
+    if not k.startswith("base_model."):
+        return key
+    k = re.sub(r"^(layer\d+\.\d+)\.net\.", r"\1.", k[len("base_model."):])  # drop TemporalBottleneck.net
+    if re.match(r"^layer\d+\.\d+\.tam\.", k):
+        return "backbone." + k
+    mm = torchvision_to_mmaction2(k)  # the ResNet keys keep torchvision's names
+    return key if mm is None else "backbone." + mm
+
+
+def load_tam_original(model: nn.Module, checkpoint) -> nn.Module:
+    """Load a checkpoint of the official TAM code (liu-zhy/temporal-adaptive-module) into a vidlib TANet, strictly."""
+    return load_renamed(model, checkpoint, tam_original_key, "official TAM layout")
+
+
+def _tanet_cfg(num_frames: int, dataset: str) -> dict:
     """The mmaction2 protocol: K400 dense sampling and 10 clips x ThreeCrop(256); sthv1 segments.
 
     Training crops: MultiScaleCrop with 13 fixed crops (``num_fixed_crops=13`` in every TANet config).
     """
-    mean = (123.675, 116.28, 103.5)  # sic: mmaction2's tanet_r50.py base config (fact sheet §0.1)
-    if num_classes != 174:
+    mean = (123.675, 116.28, 103.5)  # sic: the base config's typo (published.yaml tanet_r50_k400.recipe.mean_note)
+    if dataset == "k400":
         dense = dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=num_frames,
                      sample_range=64, num_sample_positions=10)
         return make_cfg(num_frames=num_frames, sampling=dense, test_crops=3, test_crop_size=256, mean=mean,
@@ -136,25 +167,40 @@ def _tanet_cfg(num_frames: int, num_classes: int) -> dict:
     else:  # twice_sample doubles the segments' views, x ThreeCrop(256) = 6 views
         test = dict(test_sampling={**seg_sampling(num_frames), "twice_sample": True}, test_crops=3, test_crop_size=256)
     return make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), mean=mean, std=IMAGENET_STD,
-                    num_fixed_crops=13, url=URLS[key], paper="2005.06803", published=key, flip_label_map=STHV1_FLIP_LABEL_MAP, **test)
+                    num_fixed_crops=13, url=URLS[key], paper="2005.06803", published=key,
+                    flip_label_map=dict(STHV1_FLIP_LABEL_MAP), **test)
 
 
 @register_model
-def tanet_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float | None = None, alpha: int = 2,
-              beta: int = 4, adaptive_kernel_size: int = 3, pretrained: str | None = None) -> Recognizer2D:
-    """TANet-R50. ``num_classes=174`` selects the sthv1 cfg (dropout 0.6), otherwise K400 (dropout 0.5)."""
-    dropout = (0.6 if num_classes == 174 else 0.5) if dropout is None else dropout
+def tanet_r50(*, dataset: str = "k400", num_classes: int | None = None, num_frames: int = 8,
+              dropout: float | None = None, alpha: int = 2, beta: int = 4, adaptive_kernel_size: int = 3,
+              imagenet_init=None) -> Recognizer2D:
+    """TANet-R50 with the protocol of ``dataset``: ``"k400"`` (400 classes, dropout 0.5, dense sampling) or
+    ``"sthv1"`` (174 classes, dropout 0.6, segments; 8 or 16 frames).
+
+    Args:
+        dataset: selects the cfg (sampling, test views, checkpoint url) and the defaults below.
+        num_classes: K; default from ``dataset``. Changes only the size of ``fc_cls``.
+        num_frames: T (the TAMs' ``num_segments``).
+        dropout: before ``fc_cls``; default from ``dataset``.
+        alpha, beta, adaptive_kernel_size: α, β and K of :class:`TAM`.
+        imagenet_init: a torchvision ResNet-50 file or state dict, copied into the backbone by key after
+            the TAMs exist (:func:`vidlib.weights.init_from_torchvision`).
+    """
+    proto = dataset_protocol("tanet_r50", dataset, PROTOCOLS)
     backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta,
                               adaptive_kernel_size=adaptive_kernel_size)
-    return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            pretrained=pretrained, cfg=_tanet_cfg(num_frames, num_classes))
+    num_classes = proto["num_classes"] if num_classes is None else num_classes
+    return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames,
+                            dropout=proto["dropout"] if dropout is None else dropout, imagenet_init=imagenet_init,
+                            cfg=_tanet_cfg(num_frames, dataset))
 
 
 @register_model
 def tanet_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, alpha: int = 2, beta: int = 4,
-               adaptive_kernel_size: int = 3, pretrained: str | None = None) -> Recognizer2D:
+               adaptive_kernel_size: int = 3, imagenet_init=None) -> Recognizer2D:
     """TANet on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
     backbone = tanet_backbone(num_segments=num_frames, alpha=alpha, beta=beta,
                               adaptive_kernel_size=adaptive_kernel_size, **TINY)
     return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            pretrained=pretrained, cfg=tiny_cfg(num_frames, paper="2005.06803"))
+                            imagenet_init=imagenet_init, cfg=tiny_cfg(num_frames, paper="2005.06803"))

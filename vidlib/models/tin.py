@@ -13,28 +13,37 @@ no gradient; the offsets learn through f. Here the shift is pure PyTorch (one ro
 integer shifts), so TIN runs on any device.
 
 Keys follow mmaction2's ``ResNetTIN``: ``layerX.Y.conv1.conv.net1.{offset_net,weight_net}.*`` and the
-wrapped 1x1 convolution ``layerX.Y.conv1.conv.net2.weight``.
+wrapped 1x1 convolution ``layerX.Y.conv1.conv.net2.weight``; :func:`load_tin_original` reads the official
+repository's layout.
 
-Explained in: chapter "TIN".
+Explained in: chapter "TIN" (``book/tin.md``).
 """
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn as nn
 
-from ._registry import make_cfg, register_model
+from ..weights import load_renamed, torchvision_to_mmaction2
+from ._registry import dataset_protocol, make_cfg, register_model
 from .resnet2d import TINY, ResNet2d, Recognizer2D, build_recognizer, seg_sampling, tiny_cfg
 
 __all__ = ["tin_shift", "linear_sampler", "OffsetNet", "WeightNet", "TemporalInterlace", "CombineNet",
-           "tin_backbone", "tin_r50", "tin_tiny"]
+           "tin_backbone", "tin_original_key", "load_tin_original", "tin_r50", "tin_tiny"]
 
 _TIN = "https://download.openmmlab.com/mmaction/v1.0/recognition/tin/"
 URLS = {
     "tin_r50_sthv1": _TIN + "tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb/"
     "tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb_20220913-9b7804d6.pth",
+    "tin_r50_sthv2": _TIN + "tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb/"
+    "tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb_20220913-84f9b4b0.pth",
     "tin_r50_k400": _TIN + "tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb/"
     "tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb_20220913-7f10d0c0.pth",
 }
+#: The published protocols (``dataset=``): number of classes and the configs' dropout before ``fc_cls``.
+PROTOCOLS = {"k400": dict(num_classes=400, dropout=0.5), "sthv1": dict(num_classes=174, dropout=0.8),
+             "sthv2": dict(num_classes=174, dropout=0.8)}
 
 
 def tin_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -181,27 +190,67 @@ def tin_backbone(*, depth: int = 50, num_segments: int = 8, shift_div: int = 4, 
     return backbone
 
 
-@register_model
-def tin_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float | None = None, shift_div: int = 4,
-            pretrained: str | None = None) -> Recognizer2D:
-    """TIN-R50. ``num_classes=174`` selects the Something-Something cfg (dropout 0.8), else K400 (0.5).
+_TIN_SUBNETS = {"biasnet.net.conv": "offset_net.conv", "biasnet.net.fc": "offset_net.fc1",
+                "biasnet.net.lastlayer": "offset_net.fc2", "weightnet.net.lastlayer": "weight_net.conv"}
 
-    Protocol (all datasets): 1x1x8 segments; test 8 frames x CenterCrop(224) = 1 view.
+
+def tin_original_key(key: str) -> str:
+    """Map a key of the official TIN code to vidlib's unwrapped TIN naming.
+
+    The layout of deepcs233/TIN @ 801494a (``ops/temporal_interlace.py``: ``CombinNet.net1/net2``,
+    ``biasnet``, ``weightnet``; ``ops/models.py``: ``module.base_model``, ``new_fc``):
+    ``...layerX.Y.conv1.net1.biasnet.net.{conv,fc,lastlayer}`` -> ``...conv1.conv.net1.offset_net.{conv,fc1,fc2}``,
+    ``...net1.weightnet.net.lastlayer`` -> ``...weight_net.conv``, ``...conv1.net2.weight`` -> the block's
+    1x1 conv, ``bnN`` -> ``convN.bn``, ``module.new_fc`` -> ``cls_head.fc_cls``. Unknown keys are unchanged.
     """
-    sth = num_classes == 174
-    dropout = (0.8 if sth else 0.5) if dropout is None else dropout
-    key = "tin_r50_sthv1" if sth else "tin_r50_k400"
+    k = key.removeprefix("module.")
+    if k.startswith("new_fc."):
+        return "cls_head.fc_cls." + k[len("new_fc."):]
+    if not k.startswith("base_model."):
+        return key
+    k = k[len("base_model."):]
+    m = re.match(r"^(layer\d+\.\d+)\.conv1\.net1\.(\w+\.net\.\w+)\.(weight|bias)$", k)
+    if m and m.group(2) in _TIN_SUBNETS:
+        return f"backbone.{m.group(1)}.conv1.conv.net1.{_TIN_SUBNETS[m.group(2)]}.{m.group(3)}"
+    k = re.sub(r"^(layer\d+\.\d+)\.conv1\.net2\.", r"\1.conv1.", k)  # CombinNet's wrapped conv
+    mm = torchvision_to_mmaction2(k)  # the ResNet keys keep torchvision's names
+    return key if mm is None else "backbone." + mm
+
+
+def load_tin_original(model: nn.Module, checkpoint) -> nn.Module:
+    """Load a checkpoint of the official TIN code (deepcs233/TIN) into a vidlib TIN, strictly."""
+    return load_renamed(model, checkpoint, tin_original_key, "official TIN layout")
+
+
+@register_model
+def tin_r50(*, dataset: str = "k400", num_classes: int | None = None, num_frames: int = 8,
+            dropout: float | None = None, shift_div: int = 4, imagenet_init=None) -> Recognizer2D:
+    """TIN-R50 with the protocol of ``dataset``: ``"k400"`` (400 classes, dropout 0.5), ``"sthv1"`` or
+    ``"sthv2"`` (174 classes, dropout 0.8). All: 1x1x8 segments; test 8 frames x CenterCrop(224) = 1 view.
+
+    Args:
+        dataset: selects the cfg (checkpoint url, published entry) and the defaults below.
+        num_classes: K; default from ``dataset``. Changes only the size of ``fc_cls``.
+        num_frames: T (the interlace modules' ``num_segments``).
+        dropout: before ``fc_cls``; default from ``dataset``.
+        shift_div: C / C', the fraction of channels that are interlaced (4).
+        imagenet_init: a torchvision ResNet-50 file or state dict, copied into the backbone by key
+            (:func:`vidlib.weights.init_from_torchvision`).
+    """
+    proto = dataset_protocol("tin_r50", dataset, PROTOCOLS)
+    key = f"tin_r50_{dataset}"
     cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), url=URLS[key], paper="2001.06499",
                    published=key)
     backbone = tin_backbone(num_segments=num_frames, shift_div=shift_div)
-    return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            pretrained=pretrained, cfg=cfg)
+    return build_recognizer(backbone, num_classes=proto["num_classes"] if num_classes is None else num_classes,
+                            num_frames=num_frames, dropout=proto["dropout"] if dropout is None else dropout,
+                            imagenet_init=imagenet_init, cfg=cfg)
 
 
 @register_model
 def tin_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, shift_div: int = 4,
-             pretrained: str | None = None) -> Recognizer2D:
+             imagenet_init=None) -> Recognizer2D:
     """TIN on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
     backbone = tin_backbone(num_segments=num_frames, shift_div=shift_div, **TINY)
     return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            pretrained=pretrained, cfg=tiny_cfg(num_frames, paper="2001.06499"))
+                            imagenet_init=imagenet_init, cfg=tiny_cfg(num_frames, paper="2001.06499"))

@@ -29,10 +29,13 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from ..data.annotations import STHV1_FLIP_LABEL_MAP
 from ..utils import num_params
-from ._registry import make_cfg, register_model
-from .resnet2d import TINY as TINY_2D, check_clip, tiny_cfg
-from .resnet3d import ConvBNAct3d, I3DHead, inflate_from_2d, slowonly_backbone, tiny_cfg_3d
+from ..weights import init_from_torchvision
+from ._registry import dataset_protocol, make_cfg, register_model, with_cfg
+from .common import ClsHead, check_clip
+from .resnet2d import TINY as TINY_2D, tiny_cfg
+from .resnet3d import ConvBNAct3d, inflate_from_2d, slowonly_backbone, tiny_cfg_3d
 from .tsm import resnet_tsm
 
 __all__ = ["DownSample", "LevelFusion", "SpatialModulation", "AuxHead", "TPNNeck", "TPN", "mmaction2_key_map",
@@ -183,7 +186,7 @@ class TPN(nn.Module):
 
     def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The backbone levels as ``[B, C, T, h, w]`` tensors."""
-        check_clip(x, self.num_segments, self.name)
+        check_clip(x, self.name, num_frames=self.num_segments)
         if self.num_segments is None:
             return self.backbone(x)
         b, c, t, h, w = x.shape
@@ -206,25 +209,22 @@ class TPN(nn.Module):
 _URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/tpn/{0}/{0}_{1}.pth"
 _SLOWONLY = "tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb"
 _TSM = "tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb"
-#: Something-Something V1 classes that swap under a horizontal flip (the TPN-TSM config's label map).
-STHV1_FLIP_LABEL_MAP = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
 
 
 def _tpn(backbone, name, num_classes, dropout, cfg, *, channels, num_segments=None, **neck_kw) -> TPN:
     c4, c5 = channels
     neck = TPNNeck((c4, c5), out_channels=c4, fusion_channels=c5, aux_classes=num_classes, **neck_kw)
-    model = TPN(backbone, neck, I3DHead(c5, num_classes, dropout), num_segments=num_segments, name=name)
-    model.default_cfg = cfg
-    return model
+    model = TPN(backbone, neck, ClsHead(c5, num_classes, dropout), num_segments=num_segments, name=name)
+    return with_cfg(model, cfg)
 
 
 @register_model
-def tpn_slowonly_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, pretrained=None,
+def tpn_slowonly_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, inflate_from=None,
                      **kw) -> TPN:
     """TPN on SlowOnly-R50 8x8 (mmaction2 ``tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e``).
 
-    91,498,336 params with the 400-class heads, 71.80M without the auxiliary head. ``pretrained``: a
-    torchvision ResNet-50 file or state dict, inflated into the backbone (:func:`inflate_from_2d`).
+    91,498,336 params with the 400-class heads, 71.80M without the auxiliary head. ``inflate_from``: a
+    torchvision 2D ResNet-50 file or state dict, inflated into the 3D backbone (:func:`inflate_from_2d`).
     Train: 8x8 clip, RandomResizedCrop, flip, ColorJitter. Test: 10 clips x ThreeCrop(256) = 30 views.
     (The config's val pipeline also has a random ColorJitter; vidlib's val mode does not copy it.)
     The from-scratch variant (published key ``tpn_slowonly_r50_scratch_k400``) has the same architecture.
@@ -235,32 +235,34 @@ def tpn_slowonly_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: fl
                    published="tpn_slowonly_r50_k400", url=_URL.format(_SLOWONLY, "20220913-fed3f4c1"))
     backbone = slowonly_backbone(out_indices=(2, 3))
     model = _tpn(backbone, "tpn_slowonly_r50", num_classes, dropout, cfg, channels=backbone.out_channels[2:], **kw)
-    if pretrained is not None:
-        inflate_from_2d(model, pretrained)
+    if inflate_from is not None:
+        inflate_from_2d(model, inflate_from)
     return model
 
 
 @register_model
-def tpn_tsm_r50(*, num_classes: int = 174, num_frames: int = 8, dropout: float = 0.5, shift_div: int = 8,
-                pretrained=None, **kw) -> TPN:
+def tpn_tsm_r50(*, dataset: str = "sthv1", num_classes: int | None = None, num_frames: int = 8,
+                dropout: float = 0.5, shift_div: int = 8, imagenet_init=None, **kw) -> TPN:
     """TPN on TSM-R50 (mmaction2 ``tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1``).
 
-    82,445,724 params with 174 classes. ``pretrained``: a torchvision ResNet-50 file (ImageNet init).
-    Train: 1x1x8 segments, RandomResizedCrop, flip with the sthv1 label map, ColorJitter. Test:
-    ``twice_sample`` (2 clips of T segments) x ThreeCrop(256) = 6 views.
+    ``dataset``: ``"sthv1"``, the only published protocol (174 classes, the default of ``num_classes``,
+    which only sizes the two classifiers). 82,445,724 params with 174 classes. ``imagenet_init``: a
+    torchvision 2D ResNet-50 file or state dict, copied into the TSM backbone by key
+    (:func:`vidlib.weights.init_from_torchvision`). Train: 1x1x8 segments, RandomResizedCrop, flip with
+    the sthv1 label map, ColorJitter. Test: ``twice_sample`` (2 clips of T segments) x ThreeCrop(256) = 6 views.
     """
+    proto = dataset_protocol("tpn_tsm_r50", dataset, {"sthv1": dict(num_classes=174)})
+    num_classes = proto["num_classes"] if num_classes is None else num_classes
     train = dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=num_frames)
     cfg = make_cfg(num_frames=num_frames, sampling=train, test_sampling=dict(train, twice_sample=True),
                    test_crops=3, test_crop_size=256, train_crop="random_resized", color_jitter=True,
-                   flip_label_map=STHV1_FLIP_LABEL_MAP, paper="2004.03548", published="tpn_tsm_r50_sthv1",
+                   flip_label_map=dict(STHV1_FLIP_LABEL_MAP), paper="2004.03548", published="tpn_tsm_r50_sthv1",
                    url=_URL.format(_TSM, "20230221-940a3615"))
     backbone = resnet_tsm(depth=50, num_segments=num_frames, shift_div=shift_div, out_indices=(2, 3))
     model = _tpn(backbone, "tpn_tsm_r50", num_classes, dropout, cfg, channels=backbone.stage_channels[2:],
                  num_segments=num_frames, **kw)
-    if pretrained is not None:
-        from ..checkpoints import init_from_torchvision
-
-        init_from_torchvision(model, pretrained)
+    if imagenet_init is not None:
+        init_from_torchvision(model, imagenet_init)
     return model
 
 

@@ -10,7 +10,8 @@ channels take their value from the next frame and another 1/shift_div from the p
 The wrapped convolution sits under ``.net`` as in mmaction2 (``layerX.Y.conv1.conv.net.weight``).
 :func:`resnet_tsm` is the public backbone constructor (TPN-TSM builds on it).
 
-Explained in: chapter "2D temporal models".
+TSN and TSM are taught in the TIN chapter (``book/tin.md``), as the fixed shift that TIN makes learnable,
+and serve as baselines in the TAM chapter (``book/tam.md``).
 """
 from __future__ import annotations
 
@@ -95,21 +96,22 @@ def resnet_tsm(*, depth: int = 50, num_segments: int = 8, shift_div: int = 8, ou
 
 @register_model
 def tsm_r50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, shift_div: int = 8,
-            pretrained: str | None = None) -> Recognizer2D:
+            imagenet_init=None) -> Recognizer2D:
     """TSM-R50 (mmaction2 ``tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb``).
 
-    Test protocol: 8 segments x TenCrop(224) = 10 views.
+    Test protocol: 8 segments x TenCrop(224) = 10 views. ``imagenet_init``: a torchvision ResNet-50 file
+    or state dict, copied into the backbone by key (:func:`vidlib.weights.init_from_torchvision`).
     """
     cfg = make_cfg(num_frames=num_frames, sampling=seg_sampling(num_frames), test_crops=10, url=TSM_URL,
                    paper="1811.08383", published="tsm_r50_k400")
     return build_recognizer(resnet_tsm(num_segments=num_frames, shift_div=shift_div), num_classes=num_classes,
-                            num_frames=num_frames, dropout=dropout, pretrained=pretrained, cfg=cfg)
+                            num_frames=num_frames, dropout=dropout, imagenet_init=imagenet_init, cfg=cfg)
 
 
 @register_model
 def tsm_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, shift_div: int = 8,
-             pretrained: str | None = None) -> Recognizer2D:
+             imagenet_init=None) -> Recognizer2D:
     """TSM on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
     backbone = resnet_tsm(num_segments=num_frames, shift_div=shift_div, **TINY)
     return build_recognizer(backbone, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                            pretrained=pretrained, cfg=tiny_cfg(num_frames, paper="1811.08383"))
+                            imagenet_init=imagenet_init, cfg=tiny_cfg(num_frames, paper="1811.08383"))

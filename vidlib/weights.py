@@ -1,14 +1,20 @@
-"""Strict checkpoint loaders: every missing, unexpected or mis-shaped key is reported, all at once.
+"""Published weights: strict, model-agnostic checkpoint reading and loading.
+
+Every missing, unexpected or mis-shaped key is reported, all at once. (Training state - optimizer,
+scheduler, RNG, resumable runs - is another matter and lives in ``vidlib/engine/checkpoint.py``.)
 
 - :func:`load_state_dict_strict`: the one strict loader everything else goes through.
 - :func:`read_checkpoint`: a path, ``{'state_dict': sd}``, ``{'model': sd}`` or a bare state dict.
+- :func:`rename_keys`, :func:`load_renamed`: key maps (``None`` drops a key), for other repositories' layouts.
 - :func:`load_mmaction2`: mmaction2 1.x checkpoints (keys are nearly vidlib's; a model may carry
   ``model.mmaction2_key_map(key) -> key | None``, where ``None`` drops the key and reports it).
-- :func:`init_from_torchvision`: ImageNet initialisation of the 2D ResNet from a torchvision file.
-- :func:`load_tam_original`, :func:`load_tin_original`: the official TAM and TIN repositories' layouts.
-- ``inflate_from_2d`` (``vidlib.models.resnet3d``) and ``load_stam`` (``vidlib.models.stam``) are
-  re-exported lazily, so importing this module never imports ``vidlib.models``.
+- :func:`torchvision_to_mmaction2`, :func:`init_from_torchvision`: ImageNet initialisation of a 2D
+  ResNet backbone from a torchvision file.
+- :func:`source_name`: how a checkpoint is named in error messages.
 
+This module knows no model: paper-specific loaders sit next to their model (``load_tam_original`` in
+``vidlib/models/tam.py``, ``load_tin_original`` in ``tin.py``, ``inflate_from_2d`` in ``resnet3d.py``,
+``load_stam`` and ``init_spatial_from_vit`` in ``stam.py``) and are built from the functions here.
 There is no ``strict=False`` anywhere: a checkpoint either fits the model exactly or the error says why.
 """
 from __future__ import annotations
@@ -18,30 +24,15 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ below
-    from .models.resnet3d import inflate_from_2d  # noqa: F401
-    from .models.stam import load_stam  # noqa: F401
+from .utils import describe_file
 
 __all__ = [
-    "CheckpointError", "load_state_dict_strict", "read_checkpoint", "load_mmaction2", "init_from_torchvision",
-    "load_tam_original", "load_tin_original", "rename_keys", "torchvision_to_mmaction2", "tam_original_key",
-    "tin_original_key", "inflate_from_2d", "load_stam",
+    "CheckpointError", "source_name", "load_state_dict_strict", "read_checkpoint", "rename_keys", "load_renamed",
+    "load_mmaction2", "torchvision_to_mmaction2", "unwrap_key", "init_from_torchvision", "find_torchvision_file",
 ]
-
-_LAZY = {"inflate_from_2d": "vidlib.models.resnet3d", "load_stam": "vidlib.models.stam"}
-
-
-def __getattr__(name: str):  # lazy re-exports (PEP 562): no import of vidlib.models at import time
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CheckpointError(RuntimeError):
@@ -50,7 +41,8 @@ class CheckpointError(RuntimeError):
     def __init__(self, source: str, missing=(), unexpected=(), mismatched=(), note: str = ""):
         self.source, self.missing, self.unexpected = source, list(missing), list(unexpected)
         self.mismatched = list(mismatched)  # (key, checkpoint shape, model shape)
-        lines = [f"checkpoint {source} does not fit the model:"]
+        fits = self.missing or self.unexpected or self.mismatched
+        lines = [f"checkpoint {source} does not fit the model:" if fits or not note else f"checkpoint {source}:"]
         lines += [f"  missing key (in the model, not in the checkpoint): {k}" for k in self.missing]
         lines += [f"  unexpected key (in the checkpoint, not in the model): {k}" for k in self.unexpected]
         lines += [f"  wrong shape: {k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
@@ -59,8 +51,11 @@ class CheckpointError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def _source_name(obj) -> str:
-    return f"'{os.fspath(obj)}'" if isinstance(obj, (str, os.PathLike)) else f"<{type(obj).__name__}>"
+def source_name(checkpoint) -> str:
+    """How error messages name a checkpoint: ``'path/to/file.pth'`` for a path, ``<dict>`` (the type) otherwise."""
+    if isinstance(checkpoint, (str, os.PathLike)):
+        return f"'{os.fspath(checkpoint)}'"
+    return f"<{type(checkpoint).__name__}>"
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
@@ -89,11 +84,14 @@ def read_checkpoint(path_or_dict, *keys: str) -> dict[str, torch.Tensor]:
             wrapping the state dict, or a bare state dict.
         keys: wrapper keys to look for, in order (default ``'state_dict'``, ``'model'``).
     """
-    source = _source_name(path_or_dict)
+    source = source_name(path_or_dict)
     obj = path_or_dict
     if isinstance(obj, (str, os.PathLike)):
         if not os.path.isfile(obj):
             raise FileNotFoundError(f"checkpoint file {source} does not exist")
+        kind = describe_file(obj)
+        if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
+            raise CheckpointError(source, note=f"  not a PyTorch checkpoint (it is {kind})")
         try:
             obj = torch.load(obj, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle of arbitrary objects: refuse, say why
@@ -146,7 +144,7 @@ def load_mmaction2(model: nn.Module, checkpoint) -> list[str]:
     Keys go through ``model.mmaction2_key_map`` when the model defines one (see CONTRIBUTING.md);
     keys it maps to ``None`` are dropped with a warning naming each. Returns the dropped keys.
     """
-    source = _source_name(checkpoint)
+    source = source_name(checkpoint)
     sd = read_checkpoint(checkpoint, "state_dict")
     key_map = getattr(model, "mmaction2_key_map", None)
     dropped: list[str] = []
@@ -164,7 +162,12 @@ _RESNET_KEY = re.compile(r"^(conv1|layer\d+\.\d+\.(conv\d|downsample))\.(conv|bn
 
 
 def torchvision_to_mmaction2(key: str) -> str | None:
-    """Map a torchvision ResNet key to mmaction2's ``ResNet`` naming (fact sheet §0.1); ``fc.*`` -> None."""
+    """Map a torchvision ResNet key to mmaction2's ``ResNet`` naming; ``fc.*`` -> None.
+
+    The mapping of mmaction2's ``ResNet._load_torchvision_checkpoint`` (open-mmlab/mmaction2 @ 4d6c9347,
+    ``mmaction/models/backbones/resnet.py``): ``conv1`` + ``bn1`` -> ``conv1.{conv,bn}``,
+    ``layerX.Y.convN`` + ``bnN`` -> ``layerX.Y.convN.{conv,bn}``, ``downsample.{0,1}`` -> ``downsample.{conv,bn}``.
+    """
     if key.startswith("fc."):
         return None
     key = re.sub(r"^conv1\.", "conv1.conv.", key)
@@ -175,10 +178,23 @@ def torchvision_to_mmaction2(key: str) -> str | None:
     return re.sub(r"^(layer\d+\.\d+)\.downsample\.1\.", r"\1.downsample.bn.", key)
 
 
-def _unwrap(key: str, wrap_prefixes) -> str:
-    for p in wrap_prefixes:  # e.g. ".net" (TSM), ".net2" (TIN), ".block" (TANet)
+def unwrap_key(key: str, wrap_prefixes) -> str:
+    """Remove the module-path segments temporal wrappers insert (``".net"`` for TSM, ``".net2"`` for TIN,
+    ``".block"`` for TANet; a backbone lists its own in ``backbone.wrap_prefixes``)."""
+    for p in wrap_prefixes:
         key = key.replace(p + ".", ".")
     return key
+
+
+def find_torchvision_file(arch: str = "resnet50") -> str | None:
+    """The torchvision ImageNet checkpoint of ``arch`` if it is on this machine (torch hub's cache), else None.
+
+    vidlib never downloads: ``torchvision.models.resnet50(weights="IMAGENET1K_V1")`` fills that cache.
+    """
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    found = sorted(f for f in (os.listdir(folder) if os.path.isdir(folder) else []) if re.fullmatch(
+        rf"{re.escape(arch)}-[0-9a-f]+\.pth", f))
+    return os.path.join(folder, found[0]) if found else None
 
 
 def init_from_torchvision(model: nn.Module, path_or_state_dict) -> list[str]:
@@ -188,17 +204,19 @@ def init_from_torchvision(model: nn.Module, path_or_state_dict) -> list[str]:
     plain ResNet key of the backbone must be filled (``num_batches_tracked`` may be absent in old
     torchvision files). Temporal modules (TAM, TIN's sub-networks) are not ResNet keys: they keep the
     init they received when they were built. Weights are copied by key *after* the temporal modules
-    exist and nothing re-initialises the model afterwards, which avoids the TANet init-order pitfall
-    (fact sheet §1.9: a global re-init after inserting TAMs would clobber the ImageNet weights).
+    exist and nothing re-initialises the model afterwards. This avoids the TANet init-order pitfall:
+    a global re-init after inserting the TAMs would clobber the ImageNet weights, which is why
+    mmaction2's ``TANet.__init__`` loads the ImageNet weights before ``make_tam_modeling()`` and makes
+    ``init_weights`` a no-op (open-mmlab/mmaction2 @ 4d6c9347, ``mmaction/models/backbones/tanet.py``).
 
     Returns the backbone keys that were left at their init (the temporal modules' keys).
     """
-    source = _source_name(path_or_state_dict)
+    source = source_name(path_or_state_dict)
     tv = read_checkpoint(path_or_state_dict, "state_dict", "model")
     backbone = getattr(model, "backbone", model)
     own = backbone.state_dict()
     wraps = getattr(backbone, "wrap_prefixes", ())
-    canon = {_unwrap(k, wraps): k for k in own}
+    canon = {unwrap_key(k, wraps): k for k in own}
     sd, unexpected = {}, []
     for k, v in tv.items():
         mm = torchvision_to_mmaction2(k)
@@ -220,74 +238,22 @@ def init_from_torchvision(model: nn.Module, path_or_state_dict) -> list[str]:
     return kept
 
 
-# ------------------------------------------------------------------------ original TAM / TIN repos
-def _canonical(key: str, wraps) -> str:
-    return "backbone." + _unwrap(key[len("backbone."):], wraps) if key.startswith("backbone.") else key
+# ------------------------------------------------------------------------ other repositories' layouts
+def load_renamed(model: nn.Module, checkpoint, rename: Callable[[str], str], what: str) -> nn.Module:
+    """Load a checkpoint whose keys ``rename`` maps to vidlib's *unwrapped* naming, strictly.
 
-
-def _load_renamed(model: nn.Module, checkpoint, rename: Callable[[str], str], what: str) -> nn.Module:
-    """Rename every key to vidlib's *unwrapped* naming, put the model's wrappers back, load strictly."""
-    source = f"{_source_name(checkpoint)} ({what})"
+    ``rename`` maps a foreign key to the model's key without the backbone's ``wrap_prefixes``
+    (unknown keys are returned unchanged and then reported); this function puts the wrappers back
+    and loads with :func:`load_state_dict_strict`. ``what`` names the layout in errors
+    (e.g. ``"official TAM layout"``). Returns ``model``.
+    """
+    source = f"{source_name(checkpoint)} ({what})"
     sd = read_checkpoint(checkpoint, "state_dict")
     wraps = getattr(getattr(model, "backbone", model), "wrap_prefixes", ())
-    actual = {_canonical(k, wraps): k for k in model.state_dict()}
+
+    def canonical(key: str) -> str:
+        return "backbone." + unwrap_key(key[len("backbone."):], wraps) if key.startswith("backbone.") else key
+
+    actual = {canonical(k): k for k in model.state_dict()}
     renamed, _ = rename_keys(sd, lambda k: actual.get(rename(k), rename(k)), source=source)
     return load_state_dict_strict(model, renamed, source=source)
-
-
-def _original_backbone_key(key: str) -> str | None:
-    """``conv1.weight`` / ``layerX.Y.convN.weight`` ... (torchvision names) -> ``backbone.`` + mmaction2 name."""
-    mm = torchvision_to_mmaction2(key)
-    return None if mm is None else "backbone." + mm
-
-
-def tam_original_key(key: str) -> str:
-    """Map a key of the official TAM repository (fact sheet §1.8) to vidlib's unwrapped TANet naming.
-
-    ``module.base_model.layerX.Y.net.bn1.weight`` -> ``backbone.layerX.Y.conv1.bn.weight`` (the loader
-    then adds the ``.block`` wrapper); ``...tam.{G,L}`` (older: ``self_conv.conv_{f,g}``) stay TAM keys;
-    ``module.new_fc`` -> ``cls_head.fc_cls``. Unknown keys are returned unchanged (and then reported).
-    """
-    k = key.removeprefix("module.").replace("self_conv.conv_f", "tam.G").replace("self_conv.conv_g", "tam.L")
-    if k.startswith("new_fc."):
-        return "cls_head.fc_cls." + k[len("new_fc."):]
-    if not k.startswith("base_model."):
-        return key
-    k = re.sub(r"^(layer\d+\.\d+)\.net\.", r"\1.", k[len("base_model."):])  # drop TemporalBottleneck.net
-    if re.match(r"^layer\d+\.\d+\.tam\.", k):
-        return "backbone." + k
-    return _original_backbone_key(k) or key
-
-
-_TIN_SUBNETS = {"biasnet.net.conv": "offset_net.conv", "biasnet.net.fc": "offset_net.fc1",
-                "biasnet.net.lastlayer": "offset_net.fc2", "weightnet.net.lastlayer": "weight_net.conv"}
-
-
-def tin_original_key(key: str) -> str:
-    """Map a key of the official TIN repository (fact sheet §3.6) to vidlib's unwrapped TIN naming.
-
-    ``...layerX.Y.conv1.net1.biasnet.net.{conv,fc,lastlayer}`` -> ``...conv1.conv.net1.offset_net.{conv,fc1,fc2}``,
-    ``...net1.weightnet.net.lastlayer`` -> ``...weight_net.conv``, ``...conv1.net2.weight`` -> the block's
-    1x1 conv, ``bnN`` -> ``convN.bn``, ``module.new_fc`` -> ``cls_head.fc_cls``. Unknown keys are unchanged.
-    """
-    k = key.removeprefix("module.")
-    if k.startswith("new_fc."):
-        return "cls_head.fc_cls." + k[len("new_fc."):]
-    if not k.startswith("base_model."):
-        return key
-    k = k[len("base_model."):]
-    m = re.match(r"^(layer\d+\.\d+)\.conv1\.net1\.(\w+\.net\.\w+)\.(weight|bias)$", k)
-    if m and m.group(2) in _TIN_SUBNETS:
-        return f"backbone.{m.group(1)}.conv1.conv.net1.{_TIN_SUBNETS[m.group(2)]}.{m.group(3)}"
-    k = re.sub(r"^(layer\d+\.\d+)\.conv1\.net2\.", r"\1.conv1.", k)  # CombinNet's wrapped conv
-    return _original_backbone_key(k) or key
-
-
-def load_tam_original(model: nn.Module, checkpoint) -> nn.Module:
-    """Load a checkpoint of the official TAM code (liu-zhy/temporal-adaptive-module) into a vidlib TANet."""
-    return _load_renamed(model, checkpoint, tam_original_key, "official TAM layout")
-
-
-def load_tin_original(model: nn.Module, checkpoint) -> nn.Module:
-    """Load a checkpoint of the official TIN code (deepcs233/TIN) into a vidlib TIN."""
-    return _load_renamed(model, checkpoint, tin_original_key, "official TIN layout")

@@ -1,5 +1,6 @@
-"""Tests of vidlib/checkpoints.py: the strict loader's error messages, checkpoint reading, the
-mmaction2 / torchvision / original-TAM / original-TIN layouts."""
+"""Tests of vidlib/weights.py (the strict loader's error messages, checkpoint reading, the mmaction2 and
+torchvision layouts) and of the loaders built on it for the original TAM and TIN repositories' layouts
+(``vidlib/models/tam.py``, ``vidlib/models/tin.py``)."""
 from __future__ import annotations
 
 import re
@@ -10,8 +11,10 @@ import torch.nn as nn
 import torchvision
 
 import vidlib
-from vidlib.checkpoints import (CheckpointError, init_from_torchvision, load_mmaction2, load_state_dict_strict,
-                                load_tam_original, load_tin_original, read_checkpoint)
+from vidlib.models.tam import load_tam_original
+from vidlib.models.tin import load_tin_original
+from vidlib.weights import (CheckpointError, init_from_torchvision, load_mmaction2, load_state_dict_strict,
+                            read_checkpoint, source_name)
 
 
 class Tiny(nn.Module):
@@ -134,9 +137,9 @@ def test_init_from_torchvision(tv_r50, name, conv1, down):
     assert all(re.search(r"\.(tam|net1)\.", k) for k in kept)
 
 
-def test_pretrained_kwarg_loads_a_torchvision_file(tmp_path, tv_r50):
+def test_imagenet_init_kwarg_loads_a_torchvision_file(tmp_path, tv_r50):
     torch.save(tv_r50, tmp_path / "resnet50.pth")
-    model = vidlib.create_model("tanet_r50", pretrained=str(tmp_path / "resnet50.pth"))
+    model = vidlib.create_model("tanet_r50", imagenet_init=str(tmp_path / "resnet50.pth"))
     assert torch.equal(model.backbone.layer1[0].block.conv2.conv.weight, tv_r50["layer1.0.conv2.weight"])
 
 
@@ -211,10 +214,14 @@ def test_load_tin_original_names_unknown_keys():
         load_tin_original(vidlib.create_model("tin_tiny", num_classes=5), theirs)
 
 
-def test_lazy_reexports():
-    import vidlib.checkpoints as ck
-    from vidlib.models.resnet3d import inflate_from_2d
+def test_source_name_names_files_and_objects(tmp_path):
+    assert source_name(tmp_path / "a.pth") == f"'{tmp_path / 'a.pth'}'" and source_name("b.pth") == "'b.pth'"
+    assert source_name({}) == "<dict>"
 
-    assert ck.inflate_from_2d is inflate_from_2d
-    with pytest.raises(AttributeError):
-        ck.does_not_exist  # noqa: B018
+
+def test_weights_module_knows_no_model():
+    """The paper-specific loaders live next to their models; vidlib.weights re-exports none of them."""
+    import vidlib.weights as w
+
+    for name in ("load_tam_original", "load_tin_original", "inflate_from_2d", "load_stam", "tam_original_key"):
+        assert not hasattr(w, name), name
