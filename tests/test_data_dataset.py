@@ -107,3 +107,23 @@ def test_ensure_only_generates_when_missing(tiny):
     before = (tiny / "meta.json").stat().st_mtime_ns
     assert syn.ensure(tiny) == tiny and (tiny / "meta.json").stat().st_mtime_ns == before
     assert json.loads((tiny / "meta.json").read_text())["seed"] == 0
+
+
+def test_content_hash_identifies_the_data(tiny, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    assert syn.content_hash(copy) == syn.content_hash(tiny) == syn.data_identity(tiny)["content_sha256"]
+    video = next((copy / "videos").rglob("*.mp4"))
+    video.write_bytes(video.read_bytes()[:-1])
+    assert syn.content_hash(copy) != syn.content_hash(tiny)
+
+
+def test_make_loader_is_the_trainers_loader(tiny):
+    """Same seed, same batches, whatever the worker count (each sample is drawn from (seed, epoch, index))."""
+    ds = build_dataset(tiny, "train", cfg(), "train")
+    batches = []
+    for workers in (0, 2):
+        loader = make_loader(ds, 8, seed=3, num_workers=workers)
+        loader.sampler.set_epoch(1)
+        batches.append([(x.sum().item(), y.tolist()) for x, y in loader])
+    assert batches[0] == batches[1]

@@ -78,3 +78,41 @@ def test_out_of_range_index_named(numbered_mp4):
 def test_write_video_checks_input(tmp_path):
     with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
         write_video(tmp_path / "x.mp4", np.zeros((4, 8, 8), np.uint8), 12)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_bad_files_name_the_file_and_the_reason(tmp_path, backend, numbered_mp4):
+    import pickle
+
+    cases = {"empty.mp4": (b"", "empty file"), "text.mp4": (b"hello\n" * 40, "not a video (text)"),
+             "noise.mp4": (bytes(range(256)) * 20, "not a video container")}
+    data = numbered_mp4.read_bytes()
+    cases["cut.mp4"] = (data[: len(data) // 2], "")  # moov at the end: cut before the index
+    for name, (content, reason) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(VideoReadError) as e:
+            VideoReader(tmp_path / name, backend).get_batch([0])
+        assert str(e.value).startswith(str(tmp_path / name)) and reason in e.value.reason, (name, str(e.value))
+        again = pickle.loads(pickle.dumps(e.value))  # how it reaches the main process from a DataLoader worker
+        assert (again.path, again.reason, str(again)) == (e.value.path, e.value.reason, str(e.value))
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_a_truncated_file_with_its_index_in_front_is_refused(tmp_path, backend):
+    """An mp4 whose index (moov, written first) lists frames that were cut off: PyAV used to read the rest."""
+    import av
+
+    path = tmp_path / "faststart.mp4"
+    frames = numbered_frames(60)
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=12)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert len(VideoReader(path, backend)) == 60
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(VideoReadError, match=r"faststart.mp4: truncated: header says 60 frames, \d+ decodable"):
+        VideoReader(path, backend)

@@ -118,3 +118,20 @@ def test_plots_return_figures():
     fig = plot_confusion(cm, ["a", "b", "c"], title="cm")
     image = fig.axes[0].images[0].get_array()
     assert image[1].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # row-normalised
+
+
+def test_pair_accuracy_asks_only_the_pair_question():
+    from vidlib.engine.metrics import pair_accuracy, per_pair_accuracy
+
+    pairs = [(0, 1), (2, 3)]
+    labels = np.array([0, 1, 2, 3, 4])
+    scores = np.array([[0.9, 0.1, 0, 0, 0],    # pair 0/1: right
+                       [0.6, 0.4, 0, 0, 0],    # true 1 scores below its partner 0: wrong within the pair
+                       [0, 0, 0.2, 0.1, 0.7],  # top-1 wrong (class 4) but 2 > 3: right within the pair
+                       [0, 0, 0.3, 0.6, 0.1],  # right
+                       [0, 0, 0, 0, 1.0]])     # class 4 has no partner: not a pair video
+    m = pair_accuracy(scores, labels, pairs)
+    assert m == dict(top1=0.6, top1_pairs=0.5, pair_acc=0.75, n_pair_videos=4)
+    assert per_pair_accuracy(scores, labels, pairs, names=list("abcde")) == {"a / b": 0.5, "c / d": 1.0}
+    order_blind = np.ones((4, 5))  # equal scores for a class and its reversal: never "higher"
+    assert pair_accuracy(order_blind, labels[:4], pairs)["pair_acc"] == 0.0

@@ -5,7 +5,7 @@ from PIL import Image
 
 import vidlib
 from vidlib.engine.recipes import get_recipe
-from vidlib.engine.training import _build_data
+from vidlib.engine.training import build_datasets
 
 
 @pytest.mark.parametrize("recipe, tmpl", [("tin_r50_sthv1", "{:05}.jpg"), ("tin_r50_sthv2", "img_{:05}.jpg")])
@@ -22,7 +22,7 @@ def test_sth_recipes_read_rawframes(tmp_path, recipe, tmpl):
     rec = get_recipe(recipe)
     assert rec["data"]["format"] == "rawframes" and rec["data"]["filename_tmpl"] == tmpl
     cfg = vidlib.create_model("tin_tiny", num_classes=174).default_cfg
-    train, val, _ = _build_data(tmp_path, cfg, rec, "decord", "raise")
+    train, val = build_datasets(tmp_path, cfg, rec)
     assert train.format == val.format == "rawframes"
     x, y = val[1]
     assert tuple(x.shape) == (3, 8, 64, 64) and y == 1
@@ -36,6 +36,6 @@ def test_wrong_template_names_the_missing_frame(tmp_path):
     (tmp_path / "train.txt").write_text("v0 8 0\n")
     (tmp_path / "val.txt").write_text("v0 8 0\n")
     cfg = vidlib.create_model("tin_tiny", num_classes=174).default_cfg
-    _, val, _ = _build_data(tmp_path, cfg, get_recipe("tin_r50_sthv1"), "decord", "raise")
+    _, val = build_datasets(tmp_path, cfg, get_recipe("tin_r50_sthv1"))
     with pytest.raises(Exception, match="00001.jpg"):
         val[0]

@@ -5,48 +5,24 @@ thread, so that every run takes seconds and is bit-for-bit deterministic on CPU.
 """
 import json
 import os
+from dataclasses import replace
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 import vidlib
-from vidlib.data import write_video
-from vidlib.engine import NonFiniteLossError, train
+from conftest import SMALL
+from vidlib.engine import NonFiniteLossError, TrainConfig, Trainer, train
 from vidlib.engine.checkpoint import load_checkpoint_file
 from vidlib.engine.cli import main as cli_main
 
-SMALL = {"data.resize_short": 32, "data.crop_size": 32, "data.test_crop_size": 32}
 RUN = dict(recipe="synthetic_tiny", epochs=3, batch_size=4, seed=3, amp="off", num_workers=0, verbose=False,
-           results_dir=None, progress=False, num_frames=4, backend="pyav")
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """3 classes (a bright square moving right / left / staying), 4 train + 2 val videos each, 16 frames."""
-    root = tmp_path_factory.mktemp("tiny_data")
-    rng = np.random.default_rng(0)
-    lists = {"train": [], "val": []}
-    for split, n in (("train", 4), ("val", 2)):
-        for label in range(3):
-            for i in range(n):
-                frames = rng.integers(0, 60, (16, 32, 32, 3), dtype=np.uint8)
-                for t in range(16):
-                    x = {0: 2 + t, 1: 26 - t, 2: 14}[label]
-                    frames[t, 12:20, x:x + 6] = 250
-                rel = f"videos/{split}_{label}_{i}.mp4"
-                write_video(root / rel, frames, fps=8)
-                lists[split].append(f"{rel} {label}\n")
-    for split, lines in lists.items():
-        (root / f"{split}.txt").write_text("".join(lines))
-    (root / "label_map.txt").write_text("right\nleft\nstill\n")
-    return root
+           results_dir=None, progress=False, model_kwargs=dict(num_frames=4), backend="pyav")
 
 
 @pytest.fixture(autouse=True)
@@ -86,18 +62,20 @@ def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_not
     from vidlib.engine import train_many
 
     runs = [dict(model="tsm_tiny", seed=0), dict(model="tanet_tiny", seed=1)]
-    common = dict(RUN, data=tiny_data, overrides=SMALL, epochs=2)
-    par = train_many([dict(r, work_dir=tmp_path / f"p{i}") for i, r in enumerate(runs)], processes=2,
-                     threads=1, frame_cache=True, **common)
-    seq = [train(**{**common, **r}, work_dir=tmp_path / f"s{i}") for i, r in enumerate(runs)]
+    base = TrainConfig(**dict(RUN, data=tiny_data, overrides=SMALL, epochs=2))
+    par = train_many([replace(base, **r, work_dir=tmp_path / f"p{i}", frame_cache=True) for i, r in enumerate(runs)],
+                     processes=2, threads=1)
+    seq = [train(replace(base, **r, work_dir=tmp_path / f"s{i}")) for i, r in enumerate(runs)]
     for p, q in zip(par, seq):
         assert p["model"] == q["model"] and p["seed"] == q["seed"] and p["parallel"] == dict(processes=2, threads=1)
         assert _comparable(p["history"]) == _comparable(q["history"])
         assert p["val"]["scores"] == q["val"]["scores"]
         a, b = p.model.state_dict(), q.model.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].cpu()) for k in a)
-    with pytest.raises(TypeError, match="model names"):
-        train_many([dict(model=vidlib.create_model("tsn_tiny", num_classes=3))], processes=2, **common)
+    with pytest.raises(TypeError, match="model name"):
+        train_many([replace(base, model=None)], processes=2)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train_many([dict(model="tsn_tiny")], processes=2)
 
 
 def test_default_processes_cores_gpu_and_memory(monkeypatch):
@@ -105,7 +83,10 @@ def test_default_processes_cores_gpu_and_memory(monkeypatch):
 
     monkeypatch.setattr(parallel, "_cores", lambda: 2)
     assert parallel.default_processes(9, "cpu") == 2 and parallel.default_processes(1, "cpu") == 1
-    assert parallel.default_processes(9, "cuda") == 1  # one run after another on a GPU
+    assert parallel.default_processes(9, "cuda") == 2  # small runs share a GPU, one per core ...
+    monkeypatch.setattr(parallel, "_cores", lambda: 16)
+    assert parallel.default_processes(9, "cuda") == parallel.MAX_GPU_SHARING  # ... up to 8
+    monkeypatch.setattr(parallel, "_cores", lambda: 2)
     monkeypatch.setattr(parallel, "_available_gb", lambda: 11.0)
     assert parallel.default_processes(9, "cpu", gb_per_process=4.0) == 2  # 11 // (4 + 1)
     assert parallel.default_processes(9, "cpu", gb_per_process=20.0) == 1  # never fewer than one
@@ -144,12 +125,12 @@ _KILLER = textwrap.dedent("""
     import json, os, signal, sys, torch
     import vidlib.engine.training as T
     torch.set_num_threads(1)
-    real_save = T._save
-    def save_then_maybe_die(ctx, state, is_best=False):
-        real_save(ctx, state, is_best)
-        if state["global_iter"] == 5:            # epoch 2, after 2 of its 3 iterations
+    real_save = T.Trainer.save
+    def save_then_maybe_die(self, is_best=False):
+        real_save(self, is_best)
+        if self.state.global_iter == 5:            # epoch 2, after 2 of its 3 iterations
             os.kill(os.getpid(), signal.SIGKILL)
-    T._save = save_then_maybe_die
+    T.Trainer.save = save_then_maybe_die
     T.train("tsn_tiny", sys.argv[1], work_dir=sys.argv[2], overrides=json.loads(sys.argv[3]), save_every_iters=1,
             **json.loads(sys.argv[4]))
 """)
@@ -162,7 +143,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_data, tmp_path):
                            json.dumps(RUN)], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     ck = load_checkpoint_file(work / "last.pth")
-    assert (ck["epoch"], ck["iter_in_epoch"], ck["global_iter"]) == (1, 2, 5)  # killed mid-epoch 2
+    st = ck["state"]
+    assert (st["epoch"], st["iter_in_epoch"], st["global_iter"]) == (1, 2, 5)  # killed mid-epoch 2
     resumed = train("tsn_tiny", tiny_data, work_dir=work, overrides=SMALL, resume=True, **RUN)
     assert _comparable(resumed["history"]) == _comparable(ref["history"])
     assert resumed["val"]["scores"] == ref["val"]["scores"]
@@ -194,7 +176,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, iteration 2.*last good checkpoint is .*last\.pth"):
         train(net, tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **RUN)
     ck = load_checkpoint_file(tmp_path / "w" / "last.pth")
-    assert ck["epoch"] == 1 and ck["global_iter"] == 3 and len(ck["history"]) == 1
+    assert ck["state"]["epoch"] == 1 and ck["state"]["global_iter"] == 3 and len(ck["state"]["history"]) == 1
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
 
 
@@ -219,7 +201,7 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dat
     """
     model_kw = dict(num_frames=4, dropout=0.0, norm_eval=True, bn_frozen=True)
     over = {**SMALL, "optimizer.param_groups": "default"}
-    cfg = {**RUN, **model_kw, "epochs": 2}
+    cfg = {**RUN, "model_kwargs": model_kw, "epochs": 2}
     single = train("ircsn_tiny", tiny_data, work_dir=tmp_path / "single", overrides=over, **cfg)
     out = tmp_path / "ddp.json"
     script = tmp_path / "ddp_run.py"
@@ -285,3 +267,70 @@ def test_checkpoint_of_another_model_names_the_keys(tiny_data, tmp_path, capsys)
     assert rc == 2
     err = capsys.readouterr().err
     assert "conv1.conv.net.weight" in err and "last.pth" in err  # tsm's shifted conv key, named with the file
+
+
+def _as_v1(ck: dict) -> dict:
+    """A checkpoint in the layout ``vidlib-train-1`` wrote (up to 17a615d): flat counters, sums in ``accum``."""
+    st = ck.pop("state")
+    ck.update(format="vidlib-train-1", epoch=st["epoch"], iter_in_epoch=st["iter_in_epoch"],
+              global_iter=st["global_iter"], history=st["history"], best=st["best"],
+              accum=[st["loss_sum"], float(st["correct"]), float(st["seen"])])
+    return ck
+
+
+def test_a_vidlib_train_1_checkpoint_still_resumes(tiny_data, tmp_path):
+    """Checkpoints written before TrainState existed resume exactly (format vidlib-train-1 -> TrainState)."""
+    from vidlib.engine.checkpoint import atomic_save
+
+    ref = train("tsn_tiny", tiny_data, work_dir=tmp_path / "ref", overrides=SMALL, **RUN)
+    cfg = TrainConfig(model="tsn_tiny", data=tiny_data, work_dir=tmp_path / "old", overrides=SMALL, **RUN)
+    first = Trainer(cfg)
+    first.build()
+    first._epoch()  # one of the three epochs, then "the old version stopped"
+    ck = load_checkpoint_file(tmp_path / "old" / "last.pth")
+    assert ck["format"] == "vidlib-train-2" and ck["state"]["epoch"] == 1
+    atomic_save(_as_v1(ck), tmp_path / "old" / "last.pth")
+    resumed = train(replace(cfg, resume=True))
+    assert _comparable(resumed["history"]) == _comparable(ref["history"])
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_options_are_typed_and_a_misspelt_one_lists_them(tiny_data):
+    with pytest.raises(TypeError, match=r"unknown option 'epoch' \(did you mean 'epochs'.*model_kwargs"):
+        train("tsn_tiny", tiny_data, epoch=3)
+    with pytest.raises(TypeError, match="num_frames"):
+        train("tsn_tiny", tiny_data, num_frames=4)  # a model argument: model_kwargs=dict(num_frames=4)
+    with pytest.raises(ValueError, match="amp must be one of auto, off, bf16, fp16; got 'bf15'"):
+        TrainConfig(amp="bf15")
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(dataclasses_frozen_error()):
+        TrainConfig().seed = 1  # frozen: vary a config with dataclasses.replace
+
+
+def dataclasses_frozen_error():
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+def test_the_cli_is_built_from_the_config_fields():
+    """Every TrainConfig field with CLI settings is a `train` option with the field's help; nothing else is."""
+    from dataclasses import fields
+
+    from vidlib.engine.cli import build_parser
+    from vidlib.engine.config import config_from_args
+
+    parser = build_parser()
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest: a for a in train_parser._actions if a.dest != "help"}
+    on_cli = {f.name: f for f in fields(TrainConfig) if f.metadata["cli"] is not None}
+    assert set(dests) == set(on_cli)
+    for name, f in on_cli.items():
+        assert dests[name].help == f.metadata["help"], name
+    args = parser.parse_args(["train", "--data", "d", "--set", "optimizer.lr=0.1", "--model-kw", "num_frames=4",
+                              "--no-deterministic", "--resume", "--epochs", "2"])
+    cfg = config_from_args(args)
+    assert cfg == TrainConfig(data="d", overrides={"optimizer.lr": 0.1}, model_kwargs={"num_frames": 4},
+                              deterministic=False, resume=True, epochs=2, num_workers=2)

@@ -151,3 +151,34 @@ def test_model_cfgs_point_at_existing_entries_with_the_same_checkpoint():
         assert key in entries, f"{name}: default_cfg published={key!r} is not in results/published.yaml"
         if cfg.get("url"):
             assert cfg["url"] == entries[key]["checkpoint"], (name, cfg["url"], entries[key]["checkpoint"])
+
+
+def test_tables_align_text_left_and_numbers_right():
+    text = report.table_text([dict(name="a", n=1, x=0.5, note=None), dict(name="b", n=22, x=None, note="ok")])
+    assert text.splitlines()[1] == "|:---|---:|---:|:---|"
+
+
+def test_recipe_rows_show_what_decides_a_result():
+    rows = {r["setting"]: r["value"] for r in report.recipe_rows("tanet_r50_k400", epochs=3)}
+    assert rows["epochs"] == "100 (this run: 3)" and rows["schedule"] == "x0.1 at epochs 50, 75, 90"
+    assert "10 dense clips x ThreeCrop 256" in rows["test views"] and "lr 0.01" in rows["optimizer"]
+
+
+def test_seed_table_means_and_extremes():
+    rows = report.seed_table({("a", 0): {"acc": 0.5}, ("a", 1): {"acc": 0.7}, ("b", 0): {"acc": 0.9}},
+                             {"acc": "accuracy"})
+    assert [r["model"] for r in rows] == ["a", "b"]
+    assert rows[0]["acc"] == "60.0 ± 14.1" and (rows[0]["acc_min"], rows[0]["acc_max"]) == (50.0, 70.0)
+
+
+def test_chapter_mode(monkeypatch):
+    monkeypatch.setenv("VIDLIB_DEVICE", "cpu")
+    monkeypatch.setenv("VIDLIB_QUICK", "1")
+    m = report.chapter_mode()
+    assert (m.name, m.full_size, m.data_root) == ("quick", False, "data/synthetic_quick")
+    assert m.pick(quick=1, default=2, gpu=3) == 1
+    monkeypatch.setenv("VIDLIB_FULL", "1")
+    assert report.chapter_mode().full_size
+    monkeypatch.setenv("VIDLIB_QUICK", "0")
+    m = report.chapter_mode()
+    assert (m.name, m.data_root, m.pick(quick=1, default=2)) == ("default", "data/synthetic", 2)

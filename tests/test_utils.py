@@ -176,3 +176,29 @@ def test_public_api_is_exported():
                  "num_params"):
         assert getattr(vidlib, name) is getattr(utils, name)
         assert inspect.getdoc(getattr(utils, name)), f"{name} needs a docstring"
+
+
+def test_capture_outputs_records_calls_and_removes_its_hooks():
+    import torch.nn as nn
+
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with utils.capture_outputs({"first": net[0], "last": net[2]}) as seen:
+        net(torch.randn(5, 4))
+        net(torch.randn(1, 4))
+    assert [tuple(c.input.shape) for c in seen["first"]] == [(5, 4), (1, 4)]
+    assert tuple(seen["last"][0].output.shape) == (5, 2) and not seen["last"][0].output.requires_grad
+    assert not net[0]._forward_hooks and not net[2]._forward_hooks  # removed after the block
+    with pytest.raises(RuntimeError), utils.capture_outputs({"first": net[0]}):
+        net(torch.randn(2, 5))  # wrong width: the hooks go even on an error
+    assert not net[0]._forward_hooks
+
+
+def test_describe_file(tmp_path):
+    cases = {"empty": (b"", "an empty file"), "text": (b"hello\n", "a text file"),
+             "mp4": (b"\x00\x00\x00\x18ftypmp42" + bytes(20), "an MP4 video"),
+             "zip": (b"PK\x03\x04" + bytes(20), "a ZIP archive (the PyTorch format)"),
+             "pickle": (b"\x80\x02}q\x00.", "a pickle"), "bin": (bytes(range(256)), "binary data")}
+    for name, (data, kind) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert utils.describe_file(tmp_path / name) == kind, name
+    assert utils.describe_file(tmp_path / "nothing") == "not a file"

@@ -14,6 +14,7 @@ import copy
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ import yaml
 from .utils import is_quick, num_params, project_root
 
 __all__ = [
+    "ChapterMode", "chapter_mode", "environment", "recipe_table", "seed_table",
     "published", "published_path", "results_path", "save_results", "load_results", "table_text",
     "markdown_table", "mean_std", "fmt_mean_std", "cost_rows", "cost_table", "glue_all", "assert_close",
 ]
@@ -66,16 +68,69 @@ def published(key: str | None = None, *, section: str = "entries") -> dict:
     return copy.deepcopy(table[key])  # callers may modify their copy; the cached file data stays intact
 
 
-def results_path(name: str, quick: bool | None = None) -> Path:
-    """Where a chapter's results live: ``results/<name>.json``, or ``results/runs/<name>_quick.json`` in quick mode."""
-    quick = is_quick() if quick is None else quick
+@dataclass(frozen=True)
+class ChapterMode:
+    """How a chapter runs here: ``name`` is ``"quick"`` (CI: ``VIDLIB_QUICK=1``), ``"default"`` (CPU) or
+    ``"gpu"`` (a GPU, not quick). ``full_size``: also train the paper's full-size model (on a GPU, or at toy
+    size on the CPU with ``VIDLIB_FULL=1``, so that CI runs that branch too)."""
+
+    name: str
+    device: Any
+    full_size: bool
+    data_root: str
+
+    @property
+    def quick(self) -> bool:
+        return self.name == "quick"
+
+    def pick(self, *, quick, default, gpu=None):
+        """The value for this mode (``gpu`` defaults to ``default``)."""
+        return {"quick": quick, "default": default, "gpu": default if gpu is None else gpu}[self.name]
+
+
+def chapter_mode() -> ChapterMode:
+    """The :class:`ChapterMode` of this process (``VIDLIB_QUICK``, ``VIDLIB_FULL``, the device)."""
+    from .utils import get_device, is_full
+
+    device = get_device()
+    name = "quick" if is_quick() else ("gpu" if device.type == "cuda" else "default")
+    return ChapterMode(name=name, device=device, full_size=name == "gpu" or is_full(),
+                       data_root="data/synthetic_quick" if name == "quick" else "data/synthetic")
+
+
+def environment(data_root: str | None = None, **extra) -> dict:
+    """What determines a chapter's numbers on this machine, for its results file: torch and vidlib versions,
+    the CPU kernel set (``ATEN_CPU_CAPABILITY``), threads, the device, and the data's identity (content hash)."""
+    import platform
+
+    import torch
+
+    from . import __version__
+
+    env = dict(torch=torch.__version__, vidlib=__version__, python=platform.python_version(),
+               cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu=platform.processor() or platform.machine(),
+               torch_threads=torch.get_num_threads(), cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available()
+               else None)
+    if data_root is not None:
+        from .data.synthetic import data_identity
+
+        env["data"] = data_identity(data_root)
+    return env | extra
+
+
+def results_path(name: str, quick: bool | None = None, mode: str | None = None) -> Path:
+    """Where a chapter's results live: ``results/<name>.json`` (default mode), ``results/<name>_gpu.json`` (GPU
+    mode), or ``results/runs/<name>_quick.json`` (quick mode, never committed)."""
+    if mode is None:
+        mode = "quick" if (is_quick() if quick is None else quick) else "default"
     root = project_root() / "results"
-    return root / "runs" / f"{name}_quick.json" if quick else root / f"{name}.json"
+    return {"quick": root / "runs" / f"{name}_quick.json", "default": root / f"{name}.json",
+            "gpu": root / f"{name}_gpu.json"}[mode]
 
 
-def save_results(name: str, payload: Mapping[str, Any], quick: bool | None = None) -> Path:
+def save_results(name: str, payload: Mapping[str, Any], quick: bool | None = None, mode: str | None = None) -> Path:
     """Write ``payload`` as JSON to :func:`results_path` (quick mode never touches the committed file)."""
-    path = results_path(name, quick)
+    path = results_path(name, quick, mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
     return path
@@ -107,6 +162,8 @@ def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Mappi
         columns: the keys to show, in order; a mapping ``{key: header}`` renames them. Default: the
             keys of the first row.
         floatfmt: ``format`` spec for floats (ints and strings are shown as they are; None as "–").
+
+    Columns whose values are all numbers are right-aligned, the others left-aligned.
     """
     if not rows:
         raise ValueError("table_text: no rows")
@@ -116,8 +173,10 @@ def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Mappi
     missing = [k for k in headers if not any(k in r for r in rows)]
     if missing:
         raise KeyError(f"table_text: columns {missing} are in no row; row keys: {list(rows[0])}")
-    lines = ["| " + " | ".join(headers.values()) + " |",
-             "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    numeric = {k: all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows)
+               and any(r.get(k) is not None for r in rows) for k in headers}
+    lines = ["| " + " | ".join(headers.values()) + " |",  # text columns left, number columns right
+             "|" + "|".join("---:" if numeric[k] else ":---" for k in headers) + "|"]
     lines += ["| " + " | ".join(_cell(r.get(k), floatfmt) for k in headers) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -129,6 +188,85 @@ def markdown_table(rows, columns=None, floatfmt: str = ".2f", caption: str | Non
         text = f"{text}\n\n*{caption}*"
     from IPython.display import Markdown
     return Markdown(text)
+
+
+def _fmt_sched(schedule: list[dict], epochs: int) -> str:
+    parts = []
+    for ph in schedule:
+        end = ph.get("end", "end")
+        unit = "it" if ph.get("by") == "iter" else "ep"
+        if ph["name"] == "multistep":
+            parts.append(f"x{ph['gamma']} at epochs {', '.join(map(str, ph['milestones']))}")
+        elif ph["name"] == "linear":
+            parts.append(f"linear warm-up from x{ph['start_factor']} over epoch {ph['begin']}-{end}")
+        else:
+            parts.append(f"{ph['name']} from epoch {ph['begin']} to {end if end != 'end' else epochs}"
+                         + ("" if unit == "ep" else " (per iteration)"))
+    return "; ".join(parts)
+
+
+def _fmt_sampler(s: dict | None) -> str:
+    if not s:
+        return "the model's sampling"
+    args = ", ".join(f"{k}={v}" for k, v in s.items() if k != "name")
+    return f"{s['name']}({args})"
+
+
+def recipe_rows(name: str, **changes) -> list[dict]:
+    """The settings of a recipe that decide a result, as ``[{"setting", "value"}]`` rows.
+
+    ``changes`` (e.g. ``epochs=6``) are shown as ``"8 (this run: 6)"``.
+    """
+    from .engine.recipes import get_recipe
+
+    r = get_recipe(name)
+    opt, data = r["optimizer"], r.get("data", {})
+    test = data.get("test") or {}
+    rows = [("model", r["model"] + (f" {r['model_kwargs']}" if r.get("model_kwargs") else "")),
+            ("data", data.get("dataset", "–")),
+            ("training clips", f"{_fmt_sampler(data.get('sampling'))}; {data.get('train_crop', 'the model cfg')} crop "
+                               f"to {data.get('crop_size') or 224} px; flip {data.get('flip', 0)}"),
+            ("test views", test.get("views", "–")),
+            ("batch", f"{r['batch_size']} per GPU x {r.get('gpus', 1)} (lr is for {r['base_batch_size']})"),
+            ("epochs", r["epochs"]),
+            ("optimizer", f"{opt['name']} lr {opt['lr']}, weight decay {opt.get('weight_decay', 0)}"
+                          + (f", momentum {opt['momentum']}" if "momentum" in opt else "")
+                          + f", groups {opt.get('param_groups', 'default')}"),
+            ("schedule", _fmt_sched(r["schedule"], r["epochs"])),
+            ("gradient clipping", r.get("clip_grad") or "none"),
+            ("initialisation", r.get("pretrained") or "from scratch"),
+            ("source", r.get("source", "–"))]
+    out = []
+    for key, value in rows:
+        if key in changes and changes[key] != value:
+            value = f"{value} (this run: {changes[key]})"
+        out.append(dict(setting=key, value=str(value)))
+    return out
+
+
+def recipe_table(name: str, caption: str | None = None, **changes):
+    """:func:`recipe_rows` as a rendered two-column table (a compact view of ``vidlib.engine.get_recipe(name)``)."""
+    return markdown_table(recipe_rows(name, **changes), {"setting": "setting", "value": "value"},
+                          caption=caption or f"recipe `{name}` (python -m vidlib recipes {name})")
+
+
+def seed_table(values: Mapping[tuple[str, int], Mapping[str, float]], columns: Mapping[str, str], *,
+               scale: float = 100.0, fmt: str = ".1f") -> list[dict]:
+    """Rows ``{"model", <column>: "mean ± std", <column>_mean, <column>_min}`` over seeds.
+
+    ``values`` maps ``(model, seed)`` to metrics; ``columns`` maps metric keys to headers. Models keep the
+    order in which they first appear.
+    """
+    models = list(dict.fromkeys(m for m, _ in values))
+    rows = []
+    for m in models:
+        row = {"model": m}
+        for k in columns:
+            v = [scale * values[key][k] for key in values if key[0] == m]
+            row[k] = fmt_mean_std(v, fmt)
+            row[k + "_mean"], row[k + "_min"], row[k + "_max"] = statistics.fmean(v), min(v), max(v)
+        rows.append(row)
+    return rows
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
@@ -146,11 +284,25 @@ def fmt_mean_std(values: Iterable[float], fmt: str = ".1f") -> str:
 
 
 # ----------------------------------------------------------------------------------------- cost
+#: ``dataset`` of a published entry -> the ``dataset=`` keyword of the entrypoints with several protocols
+#: (``None``: Kinetics-400, every entrypoint's default, so nothing is passed).
+DATASET_KEYWORD = {"kinetics400": None, "sthv1": "sthv1", "sthv2": "sthv2"}
+
+
+def _classes(model) -> int:
+    """The size of the model's classifier (its last ``nn.Linear``)."""
+    import torch.nn as nn
+
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+
 def cost_rows(specs: Sequence[Mapping[str, Any]], *, mmcv: bool = True) -> list[dict]:
     """Live params and GFLOPs next to the published ones.
 
     Each spec is ``dict(label=..., model=<registered name>, num_frames=T, size=H, published=<key or None>,
-    num_classes=...)``; ``num_classes`` defaults to the published entry's. FLOPs are counted by
+    num_classes=..., dataset=...)``; ``num_classes`` defaults to the published entry's, and ``dataset`` (the
+    entrypoint's protocol keyword) to the entry's dataset through :data:`DATASET_KEYWORD` (a spec may set
+    ``dataset=None`` to pass none, e.g. for a tiny model next to an sthv1 entry). FLOPs are counted by
     :func:`vidlib.flops.count_flops` for one view ``[1, 3, T, size, size]`` in fvcore's convention
     (1 multiply-add = 1 FLOP). The published figure is compared (``flops_ratio`` = live / published)
     only when its ``input_shape`` is the one counted; there, with ``mmcv=True``, the row also gets the
@@ -163,9 +315,16 @@ def cost_rows(specs: Sequence[Mapping[str, Any]], *, mmcv: bool = True) -> list[
     rows = []
     for spec in specs:
         pub = published(spec["published"]) if spec.get("published") else None
-        ncls = spec.get("num_classes", pub["num_classes"] if pub else 400)
+        kw = {}
+        ncls = spec.get("num_classes", pub["num_classes"] if pub else None)
+        if ncls is not None:
+            kw["num_classes"] = ncls
+        dataset = spec["dataset"] if "dataset" in spec else (DATASET_KEYWORD.get(pub["dataset"], pub["dataset"]) if pub else None)
+        if dataset is not None:
+            kw["dataset"] = dataset
         t, size = spec["num_frames"], spec["size"]
-        model = create_model(spec["model"], num_classes=ncls, num_frames=t).eval()
+        model = create_model(spec["model"], num_frames=t, **kw).eval()
+        ncls = _classes(model)
         shape = (1, 3, t, size, size)
         fc = count_flops(model, shape)
         row = dict(label=spec.get("label", spec["model"]), model=spec["model"], num_classes=ncls, frames=t, size=size,

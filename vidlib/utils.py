@@ -4,6 +4,8 @@
 - :func:`seed_everything` seeds Python, NumPy and torch, optionally with deterministic kernels.
 - :func:`is_quick` reads the ``VIDLIB_QUICK`` switch that CI sets (``VIDLIB_QUICK=1``).
 - :func:`show_source` displays library code inside a chapter, so chapters never copy it.
+- :func:`capture_outputs` records what chosen modules take and return during a forward pass.
+- :func:`describe_file` says what a file looks like (for error messages).
 """
 from __future__ import annotations
 
@@ -11,12 +13,16 @@ import inspect
 import os
 import random
 import textwrap
+from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "is_quick", "project_root", "source_of", "show_source", "num_params"]
+__all__ = ["get_device", "seed_everything", "is_quick", "is_full", "project_root", "source_of", "show_source", "num_params",
+           "describe_file", "capture_outputs", "Captured"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -53,6 +59,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def is_full() -> bool:
+    """True when ``VIDLIB_FULL`` is set: chapters also train the paper's full-size model (toy size on a CPU)."""
+    return os.environ.get("VIDLIB_FULL", "0").strip().lower() in _TRUE
 
 
 def is_quick() -> bool:
@@ -104,3 +115,61 @@ def show_source(obj, title: str | None = None):
     except ImportError:  # pragma: no cover - IPython is installed with jupyter
         return src
     return Markdown(header + "```python\n" + src + "```")
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """What a file looks like from its first bytes, for error messages: ``"an empty file"``, ``"a text file"``,
+    ``"an MP4 video"``, ``"a ZIP archive (the PyTorch format)"``, ``"a pickle"``, ``"binary data"``."""
+    path = Path(path)
+    if not path.is_file():
+        return "not a file"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "an empty file"
+    if head[4:8] == b"ftyp":
+        return "an MP4 video"
+    if head[:4] == b"PK\x03\x04":
+        return "a ZIP archive (the PyTorch format)"
+    if head[:1] == b"\x80":
+        return "a pickle"
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "a text file"
+        except UnicodeDecodeError:
+            pass
+    return "binary data"
+
+
+class Captured(NamedTuple):
+    """One call of a module seen by :func:`capture_outputs`: its first input and its output (detached)."""
+
+    input: torch.Tensor
+    output: torch.Tensor
+
+
+@contextmanager
+def capture_outputs(modules: Mapping[str, torch.nn.Module]):
+    """Record what ``modules`` take and return while the ``with`` block runs.
+
+    Yields ``{name: [Captured(input, output), ...]}``, one entry per call, tensors detached; the hooks are
+    removed when the block ends, even on an error::
+
+        with capture_outputs({"tam": model.backbone.layer1[0].tam}) as seen:
+            model(clip)
+        seen["tam"][0].output.shape
+    """
+    records: dict[str, list[Captured]] = {name: [] for name in modules}
+
+    def hook(name):
+        def fn(module, inputs, output):
+            records[name].append(Captured(inputs[0].detach(), output.detach()))
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]
+    try:
+        yield records
+    finally:
+        for h in handles:
+            h.remove()

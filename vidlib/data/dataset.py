@@ -7,29 +7,29 @@ several views (test mode; also validation with a multi-view sampler such as ``De
 Errors (``on_error``):
 
 - missing files are found when the dataset is built: ``"raise"`` lists the first ones; ``"skip"`` drops
-  them from the list with a loud warning and keeps them in ``dataset.missing``;
-- an unreadable video is found when it is read: ``"raise"`` re-raises (the message names the file);
-  ``"skip"`` warns, counts it in ``dataset.num_failed`` (shared across DataLoader workers) and, in
-  training, reads another random video instead; in evaluation it returns a zero clip with label ``-1``
-  so that the evaluation set is never shortened silently: evaluation code must report label ``-1``.
+  them from the list with a warning and keeps them in ``dataset.missing``;
+- an unreadable video is found when it is read: ``"raise"`` re-raises (the message names the file and
+  the reason); ``"skip"`` warns and records it in ``dataset.unreadable`` (shared across DataLoader
+  workers) and, in training, reads another random video instead; in evaluation it returns a zero clip
+  with label ``-1`` so that the evaluation set is never shortened silently: evaluation code must report
+  label ``-1``. Reports (training summaries, evaluation reports) list both.
 
 :func:`build_dataset` wires the sampler and transforms of a model cfg; :func:`average_views` and
-:func:`forward_views` implement mmaction2's test-time averaging with bounded memory; :func:`make_loader`
-builds a seeded, reproducible ``DataLoader``.
+:func:`forward_views` implement mmaction2's test-time averaging with bounded memory; the seeded loader
+is in :mod:`vidlib.data.loader`.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
-import random
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .cache import FrameCache
 from .annotations import missing_files, read_label_map, read_rawframe_list, read_video_list
@@ -37,8 +37,15 @@ from .samplers import build_sampler
 from .transforms import build_transform
 from .video import VideoReader, VideoReadError
 
-__all__ = ["VideoDataset", "build_dataset", "average_views", "forward_views", "make_loader", "seed_worker",
-           "load_meta", "loader_throughput"]
+__all__ = ["VideoDataset", "DataWarning", "build_dataset", "average_views", "forward_views", "load_meta",
+           "loader_throughput"]
+
+
+class DataWarning(UserWarning):
+    """A video was skipped (missing or unreadable). Shown every time, never only once per process."""
+
+
+warnings.simplefilter("always", DataWarning)
 
 
 class VideoDataset(Dataset):
@@ -85,16 +92,23 @@ class VideoDataset(Dataset):
                                     f"under {self.data_prefix}, e.g. {self.missing[:5]}")
         if missing:
             warnings.warn(f"SKIPPING {len(missing)} of {len(records)} videos of {self.ann_file} (missing files, e.g. "
-                          f"{self.missing[:3]}); see dataset.missing", stacklevel=2)
+                          f"{self.missing[:3]}); see dataset.missing", DataWarning, stacklevel=2)
             gone = set(missing)
             records = [r for i, r in enumerate(records) if i not in gone]
         self.records = records
-        self._failed = multiprocessing.Value("i", 0)
+        self._failed = multiprocessing.Array("b", len(records))  # 1 = failed to decode (shared with workers)
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Paths of the videos that failed to decode so far (all DataLoader workers together)."""
+        with self._failed.get_lock():
+            flags = list(self._failed)
+        return [str(self.data_prefix / self.records[i].path) for i, f in enumerate(flags) if f]
 
     @property
     def num_failed(self) -> int:
-        """Videos that failed to decode so far (all DataLoader workers together)."""
-        return self._failed.value
+        """How many videos failed to decode so far (``len(dataset.unreadable)``)."""
+        return len(self.unreadable)
 
     @property
     def num_views(self) -> int:
@@ -150,8 +164,8 @@ class VideoDataset(Dataset):
                 if self.on_error == "raise":
                     raise
                 with self._failed.get_lock():
-                    self._failed.value += 1
-                warnings.warn(f"SKIPPED unreadable video ({self.num_failed} so far): {e}")
+                    self._failed[index] = 1
+                warnings.warn(f"SKIPPED unreadable video ({self.num_failed} so far): {e}", DataWarning)
                 if self.test_mode:
                     return self._placeholder(), -1
                 index, error = int(torch.randint(len(self), ())), e  # training: another random video
@@ -254,32 +268,6 @@ def forward_views(model: Callable, clips: torch.Tensor, max_views: int = 8) -> t
     flat = clips.flatten(0, 1)  # [B*V, 3, T, H, W]
     out = torch.cat([model(flat[i:i + max_views]) for i in range(0, b * v, max_views)])  # [B*V, C]
     return out.view(b, v, -1)  # [B, V, C]
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed ``random`` and NumPy from the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, num_workers: int = 0, seed: int = 0,
-                drop_last: bool = False, pin_memory: bool | None = None, persistent_workers: bool | None = None,
-                prefetch_factor: int | None = None) -> DataLoader:
-    """A reproducible DataLoader: the same ``seed`` gives the same order and the same augmentations.
-
-    Every random choice of a clip (frames, crop, flip) comes from torch's RNG: in worker processes the
-    DataLoader seeds it from ``seed`` (and :func:`seed_worker` seeds NumPy and ``random`` to match); with
-    ``num_workers=0`` the main process's RNG is used, so seed it too (``vidlib.seed_everything``).
-    ``pin_memory`` defaults to ``torch.cuda.is_available()``; ``persistent_workers`` to ``num_workers > 0``.
-    """
-    g = torch.Generator()
-    g.manual_seed(seed)
-    kw = dict(prefetch_factor=prefetch_factor) if (num_workers > 0 and prefetch_factor) else {}
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
-                      pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-                      persistent_workers=(num_workers > 0) if persistent_workers is None else persistent_workers,
-                      worker_init_fn=seed_worker, generator=g, **kw)
 
 
 def loader_throughput(loader, max_clips: int = 64, warmup_batches: int = 1) -> dict:

@@ -46,7 +46,7 @@ from .annotations import write_label_map, write_video_list
 from .video import write_video
 
 __all__ = ["CLASSES", "CLASS_IDS", "REVERSAL_PAIRS", "TEMPO_GROUPS", "MULTIPHASE_GROUPS", "FLIP_LABEL_MAP",
-           "render_clip", "generate", "ensure", "main"]
+           "render_clip", "generate", "ensure", "content_hash", "data_identity", "main"]
 
 # (id, label-map name); pairs are adjacent. The first member of a reversal pair is the rendered one.
 _CLASSES = [
@@ -338,12 +338,39 @@ def generate(out, seed: int = 0, quick: bool = False, size: int = 64, per_class:
                 length_range=list(LENGTH_RANGE), codec=_codec_name() + ", GOP 8, no B-frames",
                 counts={s: len(v) for s, v in lists.items()}, per_class=per_class,
                 total_frames=int(sum(lengths)), generation_seconds=round(time.time() - t0, 1),
-                generation_cpu_seconds=round(_cpu_seconds() - cpu0, 1), workers=workers)
+                generation_cpu_seconds=round(_cpu_seconds() - cpu0, 1), workers=workers,
+                content_sha256=content_hash(out))
     (out / "meta.json").write_text(json.dumps(meta, indent=1))  # last: marks the dataset complete
     if verbose:
         print(f"Something-Synthetic: {len(results)} videos ({meta['counts']}), {meta['total_frames']} frames "
               f"-> {out} in {meta['generation_seconds']} s ({meta['generation_cpu_seconds']} CPU s) with {workers} workers")
     return out
+
+
+def content_hash(root) -> str:
+    """SHA-256 over the lists, the label map and every video's bytes (sorted paths): the data's identity.
+
+    Two folders with the same hash hold the same videos bit for bit, so training results can be compared
+    across machines; ``meta.json`` records it (``content_sha256``).
+    """
+    import hashlib
+
+    root = Path(root)
+    h = hashlib.sha256()
+    files = sorted(root.glob("*.txt")) + sorted((root / "videos").rglob("*.mp4"))  # the lists, the label map, videos
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def data_identity(root) -> dict:
+    """What identifies a generated data folder in a results file: name, seed, quick, counts and content hash
+    (computed now when ``meta.json`` predates the hash)."""
+    root = Path(root)
+    meta = json.loads((root / "meta.json").read_text())
+    return dict(root=str(root), seed=meta["seed"], quick=meta["quick"], counts=meta["counts"],
+                codec=meta["codec"], content_sha256=meta.get("content_sha256") or content_hash(root))
 
 
 def ensure(root="data/synthetic", quick: bool = False, seed: int = 0, **kw) -> Path:

@@ -25,13 +25,59 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["VideoReader", "VideoReadError", "write_video", "rgb_to_yuv420p", "BACKENDS"]
+__all__ = ["VideoReader", "VideoReadError", "diagnose", "write_video", "rgb_to_yuv420p", "BACKENDS"]
 
 BACKENDS = ("decord", "pyav", "rawframes")
 
 
 class VideoReadError(RuntimeError):
-    """A video (or rawframe folder) exists but cannot be decoded; the message names the file."""
+    """A video (or rawframe folder) exists but cannot be decoded; the message names the file and the reason.
+
+    ``path`` and ``reason`` keep the two parts (e.g. ``"empty file"``, ``"truncated: header says 74 frames,
+    39 decodable"``).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.path, self.reason = (os.fspath(path) if path is not None else None), reason
+
+    def __reduce__(self):  # keep path and reason when sent between processes
+        return _rebuild_read_error, (self.args[0], self.path, self.reason)
+
+
+def _rebuild_read_error(message, path, reason):
+    return VideoReadError(message, path=path, reason=reason)
+
+
+def diagnose(path: str | os.PathLike) -> str:
+    """Why a video file cannot be read, in a few words: ``"empty file"``, ``"truncated: header says N frames,
+    M decodable"``, ``"not a video (text)"``, ``"not a video container (...)"``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file"
+    head = path.read_bytes()[:512]
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            header, packets = stream.frames, 0
+            try:
+                for packet in container.demux(stream):
+                    packets += packet.pts is not None and packet.size > 0
+            except Exception:  # noqa: BLE001 - a broken packet ends the count
+                pass
+            if header and packets < header:
+                return f"truncated: header says {header} frames, {packets} decodable"
+            return f"cannot decode ({packets} packets, {size} bytes)"
+    except Exception as e:  # noqa: BLE001 - the container cannot be opened at all
+        if head[4:8] == b"ftyp":
+            return "cannot open: an MP4 without its index (truncated before the moov box?)"
+        if b"\0" not in head and head.isascii():
+            return "not a video (text)"
+        why = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        return f"cannot open: not a video container ({why[:80]})"
 
 
 class VideoReader:
@@ -83,9 +129,11 @@ class VideoReader:
         except (VideoReadError, IndexError):
             raise
         except Exception as e:  # decoder errors come in many types (DECORDError, av.FFmpegError, OSError ...)
-            raise VideoReadError(f"{self.backend} reader: cannot decode frames {idx[:8].tolist()} of {self.path}: {e}") from e
+            reason = f"cannot decode frames {idx[:8].tolist()} ({str(e).splitlines()[0][:120]})"
+            raise VideoReadError(f"{self.path}: {reason} ({self.backend})", path=self.path, reason=reason) from e
         if frames.shape[0] != idx.size:
-            raise VideoReadError(f"{self.backend} reader: {self.path} returned {frames.shape[0]} frames for {idx.size} indices")
+            reason = f"returned {frames.shape[0]} frames for {idx.size} indices"
+            raise VideoReadError(f"{self.path}: {reason} ({self.backend})", path=self.path, reason=reason)
         return frames
 
     def __repr__(self) -> str:
@@ -103,9 +151,10 @@ class _DecordBackend:
             self.num_frames = len(self.vr)
             self.fps = float(self.vr.get_avg_fps())
         except Exception as e:
-            raise VideoReadError(f"decord cannot open {path}: {e}") from e
+            reason = diagnose(path)
+            raise VideoReadError(f"{path}: {reason} (decord cannot open it)", path=path, reason=reason) from e
         if self.num_frames <= 0:
-            raise VideoReadError(f"decord found no frames in {path}")
+            raise VideoReadError(f"{path}: no frames (decord)", path=path, reason="no frames")
 
     def get_batch(self, idx: np.ndarray) -> np.ndarray:
         return self.vr.get_batch(idx.tolist()).asnumpy()  # [N, H, W, 3]
@@ -123,7 +172,8 @@ class _PyAVBackend:
             self.container = av.open(str(path))
             stream = self.container.streams.video[0]
         except Exception as e:
-            raise VideoReadError(f"PyAV cannot open {path}: {e}") from e
+            reason = diagnose(path)
+            raise VideoReadError(f"{path}: {reason} (PyAV cannot open it)", path=path, reason=reason) from e
         stream.thread_count = num_threads
         self.stream = stream
         pts, key_pts = [], []
@@ -135,9 +185,13 @@ class _PyAVBackend:
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
         except Exception as e:
-            raise VideoReadError(f"PyAV cannot demux {path}: {e}") from e
+            reason = f"corrupt after {len(pts)} frames ({str(e).splitlines()[0][:80]})"
+            raise VideoReadError(f"{path}: {reason} (PyAV)", path=path, reason=reason) from e
         if not pts:
-            raise VideoReadError(f"PyAV found no video frames in {path}")
+            raise VideoReadError(f"{path}: no video frames (PyAV)", path=path, reason="no frames")
+        if stream.frames and len(pts) < stream.frames:  # the index (moov at the front) lists frames the file lacks
+            reason = f"truncated: header says {stream.frames} frames, {len(pts)} decodable"
+            raise VideoReadError(f"{path}: {reason} (PyAV)", path=path, reason=reason)
         self.pts = sorted(pts)  # presentation order
         self.pos_of_pts = {p: i for i, p in enumerate(self.pts)}
         key_set = set(key_pts)
@@ -158,27 +212,31 @@ class _PyAVBackend:
             for frame in decoder:
                 pos = self.pos_of_pts.get(frame.pts)
                 if pos is None:
-                    raise VideoReadError(f"PyAV: decoded a frame with unknown pts {frame.pts} in {self.path}")
+                    raise VideoReadError(f"{self.path}: decoded a frame with unknown pts {frame.pts} (PyAV)",
+                                         path=self.path, reason="unknown pts")
                 if pos == i:
                     got[i] = frame.to_ndarray(format="rgb24")
                     break
                 if pos > i:
-                    raise VideoReadError(f"PyAV: seek in {self.path} overshot frame {i} (landed on {pos})")
+                    raise VideoReadError(f"{self.path}: seek overshot frame {i} (landed on {pos}; PyAV)",
+                                         path=self.path, reason="seek overshot")
             else:
-                raise VideoReadError(f"PyAV: {self.path} ended before frame {i} of {self.num_frames} (truncated?)")
+                reason = f"truncated: ended before frame {i} of {self.num_frames}"
+                raise VideoReadError(f"{self.path}: {reason} (PyAV)", path=self.path, reason=reason)
         return np.stack([got[i] for i in idx.tolist()])  # [N, H, W, 3]
 
 
 class _RawframeBackend:
     def __init__(self, path: Path, filename_tmpl: str, start_index: int, num_frames: int | None):
         if not path.is_dir():
-            raise VideoReadError(f"rawframes reader: {path} is not a folder")
+            raise VideoReadError(f"{path}: not a folder (rawframes reader)", path=path, reason="not a folder")
         self.path, self.tmpl, self.start_index = path, filename_tmpl, start_index
         if num_frames is None:
             pattern = re.compile("^" + re.escape(filename_tmpl).replace(re.escape("{:05}"), r"\d+") + "$")
             num_frames = sum(1 for f in os.listdir(path) if pattern.match(f))
         if num_frames <= 0:
-            raise VideoReadError(f"rawframes reader: no frames named like {filename_tmpl!r} in {path}")
+            raise VideoReadError(f"{path}: no frames named like {filename_tmpl!r} (rawframes reader)", path=path,
+                                 reason="no frames")
         self.num_frames = num_frames
         self.fps = 30.0
 
@@ -189,7 +247,8 @@ class _RawframeBackend:
         for i in idx.tolist():
             f = self.path / self.tmpl.format(i + self.start_index)
             if not f.is_file():
-                raise VideoReadError(f"rawframes reader: missing frame file {f} (frame {i} of {self.num_frames})")
+                raise VideoReadError(f"{self.path}: missing frame file {f.name} (frame {i} of {self.num_frames})",
+                                     path=self.path, reason=f"missing frame file {f.name}")
             with Image.open(f) as img:
                 out.append(np.asarray(img.convert("RGB")))  # [H, W, 3]
         return np.stack(out)  # [N, H, W, 3]

@@ -1,25 +1,29 @@
 """vidlib.engine: training, evaluation, recipes and the command line (``python -m vidlib ...``).
 
-- :func:`train` trains a model with a recipe and returns the run summary (also written as JSON);
-- :func:`train_many` runs several of them at once (one process per CPU core; in turn on a GPU);
+- :class:`TrainConfig` holds every option of a run (frozen; vary it with ``dataclasses.replace``);
+  :class:`Trainer` runs one, :func:`train` is the one-call form, and :func:`train_many` runs several
+  configs at once (one process per CPU core; in turn on a GPU);
 - :func:`evaluate` runs the multi-view test protocol and returns top-1/top-5/mean-class accuracy, the
   per-class table and the confusion matrix;
 - :mod:`.recipes` holds the papers' training and test settings as plain data (:func:`get_recipe`);
-- :mod:`.optim` (parameter groups, schedules), :mod:`.checkpoint` (atomic, resumable checkpoints),
+- :mod:`.optim` (parameter groups, schedules), :mod:`.checkpoint` (atomic, resumable training checkpoints),
   :mod:`.distributed` (torchrun / DDP), :mod:`.metrics`, :mod:`.plots`, :mod:`.cli`.
 """
+from .config import TrainConfig, TrainState
 from .evaluation import evaluate
-from .metrics import classification_report, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_accuracy
+from .metrics import (classification_report, confusion_matrix, mean_class_accuracy, pair_accuracy, per_class_accuracy,
+                      per_pair_accuracy, topk_accuracy)
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, scale_lr
 from .parallel import train_many
 from .plots import plot_confusion, plot_curves
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
-from .training import NonFiniteLossError, RunSummary, train
+from .training import NonFiniteLossError, RunSummary, Trainer, train
 
 __all__ = [
-    "train", "train_many", "evaluate", "RunSummary", "NonFiniteLossError",
+    "TrainConfig", "TrainState", "Trainer", "train", "train_many", "evaluate", "RunSummary", "NonFiniteLossError",
     "RECIPES", "get_recipe", "list_recipes", "format_recipe",
     "param_groups", "build_optimizer", "build_scheduler", "lr_factor", "scale_lr",
     "topk_accuracy", "mean_class_accuracy", "confusion_matrix", "per_class_accuracy", "classification_report",
+    "pair_accuracy", "per_pair_accuracy",
     "plot_curves", "plot_confusion",
 ]

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..utils import describe_file
+
 __all__ = ["atomic_save", "load_checkpoint_file", "get_rng_state", "set_rng_state", "CheckpointManager"]
 
 
@@ -31,12 +33,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)`` atomically (temp file in the same dir, fsync, ``os.replace``, fsync dir)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -50,14 +59,27 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`atomic_save` (tensors and plain Python only)."""
+    """Load a checkpoint dict written by :func:`atomic_save` (tensors and plain Python only).
+
+    A file that is not one raises ``RuntimeError`` saying what the file is (text, a video, truncated ...).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    kind = describe_file(path)
+    if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
+        raise RuntimeError(f"{path} is not a PyTorch checkpoint (it is {kind})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or foreign file: name it
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or pickled Python objects
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise RuntimeError(f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
+                               "if you trust the file, load it with torch.load(path, weights_only=False)") from e
+        raise RuntimeError(f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})") from e
+    if not isinstance(ck, dict):
+        raise RuntimeError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
+    return ck
 
 
 def get_rng_state() -> dict:

@@ -2,9 +2,8 @@
 
 - :func:`init_distributed` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``),
   picks ``nccl`` on CUDA and ``gloo`` on CPU, and returns a :class:`DistInfo`.
-- :class:`TrainSampler` is a ``DistributedSampler`` (shuffled per epoch from ``seed + epoch`` through
-  ``set_epoch``) that can skip the batches already done in an interrupted epoch and tags every index with
-  its epoch, so the data augmentation of a sample is a function of (seed, epoch, index) only.
+- The training data order is :class:`vidlib.data.EpochSampler` (a ``DistributedSampler``), made for
+  this process's rank by the trainer.
 - :class:`ShardSampler` splits an evaluation set ``rank::world_size`` without the padding duplicates of
   ``DistributedSampler``; :func:`gather_by_index` puts the per-rank results back in dataset order.
 - Logging and checkpoints happen on rank 0 only (:func:`is_main`).
@@ -16,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "is_main", "barrier", "gather_by_index",
-           "all_reduce_sum", "TrainSampler", "ShardSampler"]
+__all__ = ["DistInfo", "init_distributed", "cleanup", "is_main", "barrier", "gather_by_index", "all_gather_lists",
+           "all_reduce_sum", "ShardSampler"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,15 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
+def all_gather_lists(items: list[str]) -> list[str]:
+    """The sorted union of every rank's ``items`` (e.g. the videos each rank could not read)."""
+    if dist.is_available() and dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, list(items))
+        items = [x for part in parts for x in part]
+    return sorted(set(items))
+
+
 def gather_by_index(indices: list[int], items: list) -> list:
     """All ranks' ``(index, item)`` pairs, sorted by dataset index, each index once."""
     pairs = list(zip(indices, items))
@@ -92,35 +100,6 @@ def gather_by_index(indices: list[int], items: list) -> list:
     if len({i for i, _ in pairs}) != len(pairs):
         raise RuntimeError("gather_by_index: an index was evaluated twice (sampler padding?)")
     return [item for _, item in pairs]
-
-
-class TrainSampler(DistributedSampler):
-    """A ``DistributedSampler`` that yields ``(index, epoch)`` and can resume mid-epoch.
-
-    Args:
-        dataset: the training set.
-        info: this process's :class:`DistInfo`.
-        seed: the run's seed; the order of epoch ``e`` is a permutation drawn from ``seed + e``.
-        skip: samples of this rank to leave out at the start of the current epoch (resume).
-
-    With one process this is a plain seeded shuffle. The global batch ``k`` of a run with ``N``
-    processes holds the same samples as batch ``k`` of a single-process run with an N times larger batch.
-    """
-
-    def __init__(self, dataset, info: DistInfo, *, seed: int, shuffle: bool = True):
-        super().__init__(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed)
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        super().set_epoch(epoch)
-        self.skip = skip
-
-    def __iter__(self):
-        indices = list(super().__iter__())[self.skip:]
-        return iter([(i, self.epoch) for i in indices])
-
-    def __len__(self) -> int:
-        return self.num_samples - self.skip
 
 
 class ShardSampler(Sampler):

@@ -21,11 +21,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import average_views, build_dataset, forward_views
+from ..data import DataWarning, average_views, build_dataset, forward_views
 from .distributed import DistInfo, ShardSampler, gather_by_index
 from .metrics import classification_report
+from .runlog import Progress
 
-__all__ = ["evaluate", "predict", "autocast_context"]
+__all__ = ["evaluate", "predict", "autocast_context", "data_problems"]
 
 
 def autocast_context(device: torch.device, amp: str | None):
@@ -38,14 +39,16 @@ def autocast_context(device: torch.device, amp: str | None):
 
 @torch.no_grad()
 def predict(model: nn.Module, loader, *, device: torch.device, average: str = "prob", amp: str | None = None,
-            max_views: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            max_views: int = 8, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Averaged scores ``[N, C]`` (float64), labels ``[N]`` and per-video CE losses (single-view data only).
 
     With ``average="prob"`` the scores are probabilities, with ``"score"`` mean logits. The losses are
     ``None`` when a sample has several views (the test protocol) or an unreadable video (label -1).
+    ``progress``: a tqdm bar (default: when stderr is a terminal).
     """
     model.eval()
     scores, labels, losses = [], [], []
+    bar = Progress(len(loader), "evaluate", bar=progress, interval=0)
     for clips, y in loader:
         clips = clips.to(device, non_blocking=True)
         with autocast_context(device, amp):
@@ -57,6 +60,8 @@ def predict(model: nn.Module, loader, *, device: torch.device, average: str = "p
             losses = None
         scores.append(average_views(views, average).double().cpu())  # [B, C]
         labels.append(y.cpu())
+        bar.update()
+    bar.close()
     if not scores:
         raise ValueError("predict: the loader yielded no batch (empty dataset?)")
     losses = torch.cat(losses).numpy() if losses is not None else None
@@ -79,7 +84,7 @@ def _as_loader(data, *, split, mode, model_cfg, batch_size, num_workers, info: D
 def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", batch_size: int = 4,
              num_workers: int = 0, device: torch.device | str | None = None, average_clips: str | None = None,
              class_names: list[str] | None = None, amp: str | None = None, max_views: int = 8,
-             info: DistInfo | None = None, dataset_kw: dict | None = None) -> dict:
+             info: DistInfo | None = None, dataset_kw: dict | None = None, progress: bool | None = None) -> dict:
     """Evaluate ``model`` on a dataset folder, a ``Dataset`` or a ``DataLoader``.
 
     Args:
@@ -91,11 +96,14 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
         info: the distributed setting (default: single process).
         dataset_kw: for a dataset folder, keyword arguments of :func:`vidlib.data.build_dataset` (cfg
             overrides such as ``crop_size=64``, ``backend``, ``on_error``).
+        progress: a tqdm bar (default: when stderr is a terminal).
 
     Returns a dict with ``top1``, ``top5``, ``mean_class_acc``, ``num_samples``, ``per_class``,
     ``confusion_matrix``, ``preds``, ``labels`` (lists) and ``scores`` (NumPy ``[N, C]``), ``loss`` (CE of
-    single-view data, else ``None``), ``average_clips`` and ``num_unreadable`` (videos that could not be
-    decoded with ``on_error="skip"``; they are excluded from the metrics and reported, never dropped silently).
+    single-view data, else ``None``), ``average_clips``, and what could not be evaluated, never dropped
+    silently: ``unreadable`` (videos that failed to decode with ``on_error="skip"``; excluded from the
+    metrics) and ``missing`` (listed but absent when the dataset was built), with ``num_unreadable`` and
+    ``num_missing``.
     """
     from ..utils import get_device
 
@@ -104,7 +112,8 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
     average = average_clips or (cfg or {}).get("average_clips", "prob")
     loader = _as_loader(data, split=split, mode=mode, model_cfg=cfg, batch_size=batch_size, num_workers=num_workers,
                         info=info or DistInfo(), dataset_kw=dataset_kw)
-    scores, labels, losses = predict(model, loader, device=device, average=average, amp=amp, max_views=max_views)
+    scores, labels, losses = predict(model, loader, device=device, average=average, amp=amp, max_views=max_views,
+                                     progress=progress)
     if isinstance(loader.sampler, ShardSampler):
         per_rank = losses if losses is not None else [None] * len(labels)
         rows = gather_by_index(loader.sampler.indices, list(zip(scores, labels, per_rank)))
@@ -112,12 +121,30 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
         losses = None if any(r[2] is None for r in rows) else np.array([r[2] for r in rows])
     loss = float(losses.mean()) if losses is not None else None
     ok = labels >= 0
-    if not ok.all():
-        warnings.warn(f"evaluate: {int((~ok).sum())} of {len(labels)} videos could not be read; they are excluded "
-                      "from the metrics (see 'num_unreadable')")
+    unreadable = _unreadable(loader, ~ok)
+    if unreadable:
+        warnings.warn(f"evaluate: {len(unreadable)} of {len(labels)} videos could not be read; they are excluded "
+                      f"from the metrics (report['unreadable']: {unreadable[:3]}...)", DataWarning)
     names = class_names or getattr(loader.dataset, "classes", None)
     report = classification_report(scores[ok], labels[ok], names)
+    missing = list(getattr(loader.dataset, "missing", []))
     report.update(preds=scores.argmax(axis=1).tolist(), labels=labels.tolist(), scores=scores, loss=loss,
-                  average_clips=average,
-                  num_unreadable=int((~ok).sum()), mode=mode)
+                  average_clips=average, mode=mode, unreadable=unreadable, num_unreadable=len(unreadable),
+                  missing=missing, num_missing=len(missing))
     return report
+
+
+def _unreadable(loader, failed: np.ndarray) -> list[str]:
+    """The videos behind the label -1 rows (in dataset order): their paths when the dataset lists records."""
+    rows = np.flatnonzero(failed).tolist()
+    records = getattr(loader.dataset, "records", None)
+    if records is not None and isinstance(loader.sampler, ShardSampler):  # rows are dataset indices
+        prefix = Path(getattr(loader.dataset, "data_prefix", "."))
+        return [str(prefix / records[i].path) for i in rows]
+    return [f"sample {i}" for i in rows]
+
+
+def data_problems(report: dict) -> str:
+    """``"2 unreadable, 1 missing"`` for an evaluation report (or a summary), ``""`` when nothing was lost."""
+    parts = [f"{report.get(f'num_{k}', 0)} {k}" for k in ("unreadable", "missing") if report.get(f"num_{k}", 0)]
+    return ", ".join(parts)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["topk_accuracy", "confusion_matrix", "per_class_accuracy", "mean_class_accuracy", "classification_report"]
+__all__ = ["topk_accuracy", "confusion_matrix", "per_class_accuracy", "mean_class_accuracy", "classification_report",
+           "pair_accuracy", "per_pair_accuracy"]
 
 
 def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -89,4 +90,38 @@ def classification_report(scores, labels, class_names: list[str] | None = None, 
     ]
     out["confusion_matrix"] = cm.tolist()
     out["preds"] = preds.tolist()
+    return out
+
+
+# --------------------------------------------------------------------------------- reversal pairs
+def pair_accuracy(scores, labels, pairs) -> dict:
+    """Metrics of a benchmark with **reversal pairs** (a class and the same videos played backwards).
+
+    Args:
+        scores: ``[N, C]``; labels: ``[N]``; pairs: ``[(a, b), ...]`` class indices, ``b`` = ``a`` reversed.
+
+    Returns ``top1`` (all videos), ``top1_pairs`` (top-1 on the videos of paired classes), ``pair_acc`` (of
+    the true class and its partner, does the true one score higher?) and ``n_pair_videos``. A model that
+    ignores frame order sees the same frames for both classes of a pair: its ``pair_acc`` is 0.5.
+    """
+    scores, labels = _check(scores, labels)
+    partner = {a: b for p in pairs for a, b in (tuple(p), tuple(p)[::-1])}
+    paired = np.isin(labels, list(partner))
+    rows, y = np.flatnonzero(paired), labels[paired]
+    other = np.array([partner[int(c)] for c in y], dtype=np.int64)
+    return dict(top1=float((scores.argmax(1) == labels).mean()),
+                top1_pairs=float((scores[rows].argmax(1) == y).mean()) if len(rows) else float("nan"),
+                pair_acc=float((scores[rows, y] > scores[rows, other]).mean()) if len(rows) else float("nan"),
+                n_pair_videos=int(paired.sum()))
+
+
+def per_pair_accuracy(scores, labels, pairs, names=None) -> dict[str, float]:
+    """Pair accuracy of each reversal pair, keyed ``"name_a / name_b"`` (``names``: class names or ids)."""
+    scores, labels = _check(scores, labels)
+    out = {}
+    for a, b in pairs:
+        rows = np.flatnonzero(np.isin(labels, [a, b]))
+        other = np.where(labels[rows] == a, b, a)
+        key = f"{names[a]} / {names[b]}" if names is not None else f"{a} / {b}"
+        out[key] = float((scores[rows, labels[rows]] > scores[rows, other]).mean()) if len(rows) else float("nan")
     return out

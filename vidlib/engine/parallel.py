@@ -1,21 +1,24 @@
-"""Several independent training runs at once: one process per CPU core, or one after another on a GPU.
+"""Several independent training runs at once: one process per CPU core (several small runs share a GPU).
 
 A chapter's experiment is a grid of small runs (models x seeds). One tiny model does not keep two CPU
 cores busy (its convolutions are too small to split well, and the Python around them is serial), but
-two runs side by side do. :func:`train_many` runs a list of :func:`~vidlib.engine.train` calls in
-``processes`` worker processes (``spawn``, each with ``cores // processes`` torch threads) and returns
-their summaries in order::
+two runs side by side do. :func:`train_many` runs a list of
+:class:`~vidlib.engine.config.TrainConfig` in ``processes`` worker processes (``spawn``, each with
+``cores // processes`` torch threads) and returns their summaries in order::
 
-    runs = [dict(model=m, seed=s, work_dir=f"work_dirs/x/{m}_s{s}") for m in models for s in (0, 1, 2)]
-    summaries = train_many(runs, data="data/synthetic", recipe="synthetic_tiny", frame_cache=True)
+    base = TrainConfig(data="data/synthetic", recipe="synthetic_tiny", frame_cache=True)
+    runs = [replace(base, model=m, seed=s, work_dir=f"work_dirs/x/{m}_s{s}") for m in models for s in (0, 1, 2)]
+    summaries = train_many(runs)
 
 Each worker keeps its own :func:`~vidlib.data.shared_frame_cache`, so with ``frame_cache=True`` a
 worker decodes the data set once for all of its runs. Every run seeds itself (``seed``), so a run gives
 the same result in a worker as in this process with the same number of threads (a test checks it).
-On CUDA, or with ``processes=1``, the runs go one after another in this process.
+On a GPU, up to 8 small runs share the device (their pace is set by the data pipeline of each process);
+with ``processes=1`` the runs go one after another in this process.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -23,11 +26,12 @@ from typing import Sequence
 
 import torch
 
-from ..checkpoints import load_state_dict_strict
 from ..data import shared_frame_cache
 from ..models import create_model
 from ..utils import get_device
-from .training import RunSummary, train
+from ..weights import load_state_dict_strict
+from .config import TrainConfig
+from .training import RunSummary, Trainer
 
 __all__ = ["train_many", "default_processes"]
 
@@ -43,16 +47,22 @@ def _available_gb() -> float | None:
         return None
 
 
-def default_processes(num_runs: int, device: torch.device | str | None = None, gb_per_process: float = 0.0) -> int:
-    """One process per available CPU core (at most ``num_runs``); 1 on a GPU.
+#: At most this many runs share one GPU by default (each holds a CUDA context of about 0.5 GB).
+MAX_GPU_SHARING = 8
 
+
+def default_processes(num_runs: int, device: torch.device | str | None = None, gb_per_process: float = 0.0) -> int:
+    """One process per available CPU core (at most ``num_runs``), on a GPU too (at most :data:`MAX_GPU_SHARING`).
+
+    Small models on a GPU are paced by their one-process data pipeline, not by the GPU, so several runs
+    share it well; pass ``processes=1`` to :func:`train_many` for runs that each fill the GPU.
     ``gb_per_process``: memory one worker may need (e.g. its frame cache); the count is capped so that the
     workers fit in the memory available now.
     """
     dev = torch.device(device) if device is not None else get_device()
-    if dev.type != "cpu":
-        return 1
     n = min(_cores(), num_runs)
+    if dev.type != "cpu":
+        n = min(n, MAX_GPU_SHARING)
     free = _available_gb()
     if gb_per_process > 0 and free is not None:
         n = min(n, int(free // (gb_per_process + 1.0)))  # + about 1 GB for the process itself
@@ -63,9 +73,9 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_in_worker(kwargs: dict) -> tuple[dict, dict]:
-    """Run :func:`train`; return the summary and the evaluated model's weights (modules stay here)."""
-    summary = train(**kwargs)
+def _train_in_worker(cfg: TrainConfig) -> tuple[dict, dict]:
+    """Run one config; return the summary and the evaluated model's weights (modules stay here)."""
+    summary = Trainer(cfg).fit()
     model = summary.model
     model = getattr(model, "module", model)  # an EMA AveragedModel holds the model in .module
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -80,40 +90,47 @@ def _rebuild(summary: dict, state: dict) -> RunSummary:
     return out
 
 
-def train_many(runs: Sequence[dict], *, processes: int | None = None, threads: int | None = None,
-               **common) -> list[RunSummary]:
-    """Train ``runs`` (each a dict of :func:`train` keyword arguments, over ``common``); summaries in order.
+def _cache_gb(cache) -> float:
+    return (shared_frame_cache().max_bytes if cache is True else getattr(cache, "max_bytes", 0) or 0) / 2**30
+
+
+def train_many(runs: Sequence[TrainConfig], *, processes: int | None = None,
+               threads: int | None = None) -> list[RunSummary]:
+    """Train every :class:`~vidlib.engine.config.TrainConfig` of ``runs``; the summaries in order.
 
     Args:
-        runs: e.g. ``[dict(model="tsm_tiny", seed=0, work_dir=...), ...]``.
-        processes: worker processes (default :func:`default_processes`: one per CPU core, 1 on a GPU,
-            and no more than fit in the free memory when each keeps a frame cache). With 1, the runs go
+        runs: e.g. ``[dataclasses.replace(base, model=m, seed=s) for m in models for s in seeds]``; each
+            needs a registered model name (``model``) and its own ``work_dir``.
+        processes: worker processes (default :func:`default_processes`: one per CPU core, at most 8 on a
+            GPU, and no more than fit in the free memory when each keeps a frame cache). With 1, the runs go
             one after another in this process.
         threads: torch threads per worker (default: cores // processes, at least 1).
-        **common: keyword arguments shared by every run (``data``, ``recipe``, ``epochs``, ...).
 
     Each summary's ``.model`` is the trained model, on the CPU when it was trained in a worker, and
     ``summary["parallel"]`` says how many processes ran the batch, with how many threads each. A run
     that fails raises its error here (the other runs of the batch are still finished first).
     """
-    jobs = [{**common, **run} for run in runs]
-    if not jobs:
+    runs = list(runs)
+    if not runs:
         return []
-    device = common.get("device")
-    cache = common.get("frame_cache")
-    cache_gb = (shared_frame_cache().max_bytes if cache is True else getattr(cache, "max_bytes", 0) or 0) / 2**30
-    n = processes or default_processes(len(jobs), device, gb_per_process=cache_gb)
-    for job in jobs:
-        if not isinstance(job.get("model"), str):
-            raise TypeError("train_many needs registered model names (strings) in every run, "
-                            f"got {type(job.get('model')).__name__}")
+    for cfg in runs:
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"train_many takes TrainConfig objects, got {type(cfg).__name__}")
+        if not isinstance(cfg.model, str):
+            raise TypeError("train_many needs a registered model name (a string) in every config, "
+                            f"got {cfg.model!r}")
+    work_dirs = [os.fspath(c.work_dir) for c in runs if c.work_dir is not None]
+    if len(set(work_dirs)) != len(work_dirs):
+        raise ValueError("train_many: two runs share a work_dir; give each run its own")
+    n = processes or default_processes(len(runs), runs[0].device,
+                                       gb_per_process=max(_cache_gb(c.frame_cache) for c in runs))
     if n <= 1:
-        return [_tag(train(**job), 1, torch.get_num_threads()) for job in jobs]
+        return [_tag(Trainer(cfg).fit(), 1, torch.get_num_threads()) for cfg in runs]
     per_worker = threads or max(1, _cores() // n)
-    jobs = [dict(job, progress=False) for job in jobs]  # one tqdm bar per process would interleave
+    runs = [dataclasses.replace(cfg, progress=False) for cfg in runs]  # one tqdm bar per process would interleave
     with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(per_worker,)) as pool:
-        futures = [pool.submit(_train_in_worker, job) for job in jobs]
+        futures = [pool.submit(_train_in_worker, cfg) for cfg in runs]
         results = [f.result() for f in futures]
     return [_tag(_rebuild(summary, state), n, per_worker) for summary, state in results]
 

@@ -1,14 +1,18 @@
 """Training and test recipes: the papers' mmaction2 (or authors') settings, as plain Python data.
 
-One entry per configuration of the fact sheet, plus small ``synthetic_*`` recipes for the tiny models
+One entry per published configuration (the ``recipe`` field of its ``results/published.yaml`` entry, checked
+against the config file named in ``source``), plus small ``synthetic_*`` recipes for the tiny models
 of the chapters. ``python -m vidlib train --recipe tanet_r50_k400 --data ...`` reproduces a paper; any
 value can be overridden (``--set optimizer.lr=0.005``; :func:`apply_overrides`), and overrides are logged.
 
 Keys of a recipe (all plain data):
 
-- ``model``, ``model_kwargs``: what :func:`vidlib.create_model` builds (``num_classes``, ``dropout``, ...).
-- ``pretrained``: the initialisation the paper used (documentation; pass the file with
-  ``--model-kw pretrained=PATH`` or ``--load-from PATH``; nothing is downloaded).
+- ``model``, ``model_kwargs``: what :func:`vidlib.create_model` builds (``dataset`` for the models with several
+  protocols, ``num_classes``, ``dropout``, ...).
+- ``pretrained``: the initialisation the paper used (documentation; nothing is downloaded). Pass the file with
+  the model keyword for its kind: ``--model-kw imagenet_init=PATH`` (a torchvision 2D ResNet into a 2D model),
+  ``--model-kw inflate_from=PATH`` (a torchvision 2D ResNet inflated into a 3D model),
+  ``--model-kw vit_init=PATH`` (an image ViT into STAM's spatial ViT), or ``--load-from PATH`` (a whole model).
 - ``data``: overrides of the model's ``default_cfg`` passed to :func:`vidlib.data.build_dataset`
   (:data:`DATA_CFG_KEYS`: ``sampling``, ``test_sampling``, ``test_crops``, ``test_crop_size``, ``train_crop``,
   ``num_fixed_crops``, ``flip``, ``color_jitter``, ``flip_label_map`` ...), plus documentation: ``dataset``,
@@ -29,6 +33,8 @@ import copy
 import json
 from typing import Any
 
+from ..data.annotations import STHV1_FLIP_LABEL_MAP
+
 __all__ = ["RECIPES", "DATA_CFG_KEYS", "DATASET_KEYS", "get_recipe", "list_recipes", "apply_overrides", "parse_value", "format_recipe"]
 
 #: Keys of a recipe's ``data`` that override the model cfg given to ``vidlib.data.build_dataset``.
@@ -41,8 +47,9 @@ DATASET_KEYS = ("format", "filename_tmpl", "start_index")
 STHV1_FRAMES = dict(format="rawframes", filename_tmpl="{:05}.jpg", start_index=1)
 
 # --- shared pieces (mmaction2 transform names and arguments) ------------------------------------------
-IMAGENET_R50 = "torchvision://resnet50 (ImageNet; vidlib: model kwarg pretrained=<torchvision resnet50 .pth>)"
-STHV1_FLIP = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}  # "left"<->"right" classes of Something-V1
+IMAGENET_R50 = "torchvision://resnet50 (ImageNet; vidlib: model kwarg imagenet_init=<torchvision resnet50 .pth>)"
+IMAGENET_R50_3D = ("torchvision://resnet50 (ImageNet), inflated to 3D (vidlib: model kwarg "
+                   "inflate_from=<torchvision resnet50 .pth>)")
 
 
 def _seg(n: int, **kw) -> dict:
@@ -98,7 +105,7 @@ RECIPES["tanet_r50_k400"] = dict(
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py "
            "(+ _base_/models/tanet_r50.py, _base_/schedules/sgd_tsm_100e.py)",
     published="tanet_r50_k400", model="tanet_r50",
-    model_kwargs=dict(num_classes=400, num_frames=8, dropout=0.5), pretrained=IMAGENET_R50,
+    model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5), pretrained=IMAGENET_R50,
     data=dict(dataset="Kinetics-400 videos (Decord)",
               sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
               test_sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
@@ -115,9 +122,10 @@ RECIPES["tanet_r50_sthv1_8f"] = dict(
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py "
            "(+ _base_/schedules/sgd_tsm_50e.py)",
     published="tanet_r50_sthv1_8f", model="tanet_r50",
-    model_kwargs=dict(num_classes=174, num_frames=8, dropout=0.6), pretrained=IMAGENET_R50,
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.6), pretrained=IMAGENET_R50,
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
-              test_sampling=_seg(8, twice_sample=True), **_multiscale(13, 0.5, STHV1_FLIP), val=CENTER_224,
+              test_sampling=_seg(8, twice_sample=True), **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
+              val=CENTER_224,
               **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=50, val_interval=1,
     optimizer=_sgd(0.01, 1e-3, "tsm_fc_lr5"), clip_grad=20, schedule=_multistep([30, 40, 45], 50),
@@ -127,9 +135,9 @@ RECIPES["tanet_r50_sthv1_16f"] = dict(
     copy.deepcopy(RECIPES["tanet_r50_sthv1_8f"]),
     description="TANet-R50, Something-Something V1, 1x1x16, 50 epochs",
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb.py",
-    published="tanet_r50_sthv1_16f", model_kwargs=dict(num_classes=174, num_frames=16, dropout=0.6),
+    published="tanet_r50_sthv1_16f", model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=16, dropout=0.6),
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(16), test_sampling=_seg(16),
-              **_multiscale(13, 0.5, STHV1_FLIP), val=CENTER_224,
+              **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP), val=CENTER_224,
               test=dict(CENTER_224, views="1 clip x CenterCrop 224 (test_pipeline = val_pipeline)",
                         average_clips="prob"),
               test_crops=1, test_crop_size=224),
@@ -141,7 +149,7 @@ _TIN_STHV1 = dict(
     description="TIN-R50, Something-Something V1, 1x1x8, 40 epochs",
     source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py (+ _base_/models/tin_r50.py)",
     published="tin_r50_sthv1", model="tin_r50",
-    model_kwargs=dict(num_classes=174, num_frames=8, dropout=0.8), pretrained=IMAGENET_R50,
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.8), pretrained=IMAGENET_R50,
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8), test_sampling=_seg(8),
               **_multiscale(5, flip=None), val=CENTER_224,
               test=dict(CENTER_224, average_clips="prob"), test_crops=1, test_crop_size=224),
@@ -160,6 +168,7 @@ RECIPES["tin_r50_sthv2"] = dict(
     description="TIN-R50, Something-Something V2, 1x1x8, 40 epochs",
     source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb.py",
     published="tin_r50_sthv2", clip_grad=40, val_interval=2,
+    model_kwargs=dict(dataset="sthv2", num_classes=174, num_frames=8, dropout=0.8),
     data=dict(copy.deepcopy(_TIN_STHV1["data"]), dataset="Something-Something V2 rawframes img_{:05}.jpg",
               filename_tmpl="img_{:05}.jpg"))  # the sthv2 config keeps RawframeDataset's default template
 
@@ -167,7 +176,8 @@ RECIPES["tin_r50_k400"] = dict(
     description="TIN-R50, Kinetics-400, 1x1x8, 50 epochs, fine-tuned from TSM-R50 K400",
     source="[MM] recognition/tin/tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb.py "
            "(+ _base_/schedules/sgd_50e.py)",
-    published="tin_r50_k400", model="tin_r50", model_kwargs=dict(num_classes=400, num_frames=8, dropout=0.5),
+    published="tin_r50_k400", model="tin_r50",
+    model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5),
     pretrained="load_from https://download.openmmlab.com/mmaction/recognition/tsm/tsm_r50_1x1x8_50e_kinetics400_rgb/"
                "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; --load-from PATH)",
     data=dict(dataset="Kinetics-400 videos (Decord)", sampling=_seg(8), test_sampling=_seg(8),
@@ -176,13 +186,14 @@ RECIPES["tin_r50_k400"] = dict(
     batch_size=6, gpus=8, base_batch_size=48, epochs=50, val_interval=5,
     optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"), clip_grad=40, schedule=_multistep([20, 40], 50),
     notes="The TSM head runs with is_shift=True (no effect at inference). load_from is a 0.x TSM checkpoint, "
-          "whose TSM keys differ from TIN's; mmaction2 loads it non-strictly (the fact sheet marks this [U]).")
+          "whose TSM keys differ from TIN's; mmaction2 loads it non-strictly (not verified here: which keys "
+          "actually load).")
 
 _TPN_K400 = dict(
     description="TPN on SlowOnly-R50 8x8, Kinetics-400, 150 epochs (ImageNet-inflated init)",
     source="[MM] recognition/tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py",
     published="tpn_slowonly_r50_k400", model="tpn_slowonly_r50",
-    model_kwargs=dict(num_classes=400, num_frames=8), pretrained=IMAGENET_R50 + ", inflated to 3D",
+    model_kwargs=dict(num_classes=400, num_frames=8), pretrained=IMAGENET_R50_3D,
     data=dict(dataset="Kinetics-400 videos (Decord)",
               sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=1),
               test_sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=10),
@@ -206,10 +217,12 @@ RECIPES["tpn_slowonly_r50_scratch_k400"] = dict(
 RECIPES["tpn_tsm_r50_sthv1"] = dict(
     description="TPN on TSM-R50, Something-Something V1, 1x1x8, 150 epochs",
     source="[MM] recognition/tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py",
-    published="tpn_tsm_r50_sthv1", model="tpn_tsm_r50", model_kwargs=dict(num_classes=174, num_frames=8),
+    published="tpn_tsm_r50_sthv1", model="tpn_tsm_r50",
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8),
     pretrained=IMAGENET_R50,
     data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
-              test_sampling=_seg(8, twice_sample=True), **_rrc(False, STHV1_FLIP, color_jitter=True), val=CENTER_224,
+              test_sampling=_seg(8, twice_sample=True), **_rrc(False, STHV1_FLIP_LABEL_MAP, color_jitter=True),
+              val=CENTER_224,
               **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
     batch_size=8, gpus=8, base_batch_size=64, epochs=150, val_interval=5,
     optimizer=_sgd(0.01, 5e-4, nesterov=True), clip_grad=20, schedule=_multistep([75, 125], 150),
@@ -267,7 +280,8 @@ def _stam(T: int, batch_total: int, lr: float, verified: bool) -> dict:
         description=f"STAM-{T} (ViT-B/16 + temporal transformer), Kinetics-400, 100 epochs",
         source="Alibaba-MIIL/STAM@6749baf (infer.py; training details from the authors' issue answers)",
         published=f"stam_{T}_k400", model=f"stam_{T}", model_kwargs=dict(num_classes=400),
-        pretrained="ImageNet-21k ViT-B/16 @224 (vidlib.models.stam.init_spatial_from_vit)",
+        pretrained="ImageNet-21k ViT-B/16 @224 (vidlib: model kwarg vit_init=<timm ViT-B/16 file>, "
+                   "see vidlib.models.vit.init_spatial_from_vit)",
         data=dict(dataset="Kinetics-400 videos", sampling=dict(name="STAMSampleFrames", num_frames=T),
                   test_sampling=dict(name="STAMSampleFrames", num_frames=T),
                   **_rrc(resize_first=True),
@@ -319,6 +333,20 @@ RECIPES["synthetic_tiny"] = dict(
           "No dropout (the models' defaults are 0.4-0.5): in a 6-epoch run it slows TANet-tiny down (pair "
           "accuracy 0.66 with dropout 0.5, 0.76 without, seed 0). "
           "The horizontal flip relabels the direction classes with the dataset's meta.json flip_label_map.")
+_SYNTH_112 = dict(_SYNTH_DATA, dataset="Something-Synthetic, frames resized 64 -> 112 px (python -m vidlib.data.synthetic)",
+                  resize_short=112, crop_size=112, test_crop_size=112, sampling=_seg(8), test_sampling=_seg(8),
+                  val=dict(views="1 clip x CenterCrop 112", clips=1, crops=1, crop_size=112, resize_short=112),
+                  test=dict(views="8 segments x CenterCrop 112", crops=1, average_clips="prob"))
+RECIPES["synthetic_r50"] = dict(
+    copy.deepcopy(_SYNTH_SGD),
+    description="Full-size 2D models (tanet_r50, tsm_r50 ...) on Something-Synthetic at 112 px, GPU minutes",
+    model="tanet_r50", model_kwargs=dict(dropout=0.5), data=copy.deepcopy(_SYNTH_112), batch_size=32,
+    base_batch_size=32, epochs=30, pretrained=IMAGENET_R50,
+    optimizer=dict(name="adamw", lr=1e-3, weight_decay=0.05, param_groups="tsm"),
+    notes="Ours, for the chapters' GPU mode: the paper's ResNet-50 model on the synthetic benchmark, frames "
+          "upsampled from 64 to 112 px, TSN segment sampling (1x1x8) instead of the Kinetics dense sampling, AdamW "
+          "with a 1-epoch warm-up and cosine. Initialised from ImageNet when the torchvision ResNet-50 file is "
+          "on the machine (imagenet_init=), from scratch otherwise; the chapter says which.")
 RECIPES["synthetic_tiny_3d"] = dict(
     copy.deepcopy(_SYNTH_SGD),
     description="Tiny 3D models (slowonly/r3d/ircsn/ipcsn/tpn _tiny) on Something-Synthetic, CPU minutes",
@@ -370,6 +398,20 @@ def parse_value(text: str):
         return text
 
 
+def _check_type(dotted: str, old, value) -> None:
+    """An override keeps the kind of value it replaces (a number stays a number ...); ``None`` takes anything."""
+    if old is None or value is None:
+        return
+    kinds = [(bool, "true or false"), ((int, float), "a number"), (str, "a string"), ((list, tuple), "a list"),
+             (dict, "a mapping")]
+    for types, name in kinds:
+        if isinstance(old, types):
+            ok = isinstance(value, types) and (types is bool or not isinstance(value, bool))
+            if not ok:
+                raise ValueError(f"override {dotted!r}: expected {name} like the recipe's {old!r}, got {value!r}")
+            return
+
+
 def apply_overrides(recipe: dict, overrides: dict[str, Any]) -> list[str]:
     """Set dotted keys (``"optimizer.lr"``, ``"schedule.0.end"``) in ``recipe`` in place.
 
@@ -390,6 +432,7 @@ def apply_overrides(recipe: dict, overrides: dict[str, Any]) -> list[str]:
                 choices = ", ".join(map(str, node)) if isinstance(node, dict) else type(node).__name__
                 raise KeyError(f"override {dotted!r}: no key {part!r} (choices: {choices})")
             if last:
+                _check_type(dotted, node.get(part) if isinstance(node, dict) else node[part], value)
                 log.append(f"{dotted}: {node.get(part, '<model default>') if isinstance(node, dict) else node[part]!r}"
                            f" -> {value!r}")
                 node[part] = value

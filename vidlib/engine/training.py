@@ -1,8 +1,13 @@
-"""The training loop: ``vidlib.engine.train(...)`` and ``python -m vidlib train``.
+"""The training loop: :class:`Trainer`, ``vidlib.engine.train(...)`` and ``python -m vidlib train``.
 
-One function, :func:`train`, reads a recipe (:mod:`vidlib.engine.recipes`), builds the model, the data
+A :class:`~vidlib.engine.config.TrainConfig` says what to train; :class:`Trainer` does it::
+
+    trainer = Trainer(TrainConfig(model="tsm_tiny", data="data/synthetic", epochs=6))
+    summary = trainer.fit()            # = vidlib.engine.train("tsm_tiny", "data/synthetic", epochs=6)
+
+:meth:`Trainer.build` reads the recipe (:mod:`vidlib.engine.recipes`), builds the model, the data
 (:func:`vidlib.data.build_dataset`), the optimiser and the iteration-based schedule
-(:mod:`vidlib.engine.optim`), then runs epochs of
+(:mod:`vidlib.engine.optim`); :meth:`Trainer.fit` then runs epochs of
 
     clips -> device (non_blocking) -> autocast forward (+ aux loss) -> finite-loss check
           -> (scaled) backward -> grad clipping -> optimizer step -> lr step -> EMA update
@@ -14,7 +19,7 @@ with validation every ``val_interval`` epochs, and writes
 - ``<results_dir>/<name>.json``: the run summary the chapters read.
 
 Reproducibility: the data order of epoch ``e`` is drawn from ``seed + e`` and each sample's augmentation
-from ``(seed, epoch, index)`` (:class:`SeededSamples`), so a run resumed from any checkpoint, even one
+from ``(seed, epoch, index)`` (:func:`vidlib.data.make_loader`), so a run resumed from any checkpoint, even one
 written mid-epoch, repeats the uninterrupted run exactly on CPU, whatever ``num_workers`` is.
 Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; only rank 0 logs and saves.
 """
@@ -23,8 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
-import sys
+import shutil
 import time
 from pathlib import Path
 
@@ -32,19 +36,25 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
-from ..data import FrameCache, build_dataset, read_label_map, shared_frame_cache
+from ..data import EpochSampler, build_dataset, make_loader, read_label_map, shared_frame_cache
 from ..models import create_model
 from ..utils import get_device, num_params, seed_everything
+from ..weights import load_mmaction2, load_state_dict_strict
 from .checkpoint import CheckpointManager, get_rng_state, load_checkpoint_file, set_rng_state
-from .distributed import DistInfo, TrainSampler, all_reduce_sum, cleanup, init_distributed
+from .config import TrainConfig, TrainState, check_option_names
+from .distributed import all_reduce_sum, all_gather_lists, cleanup, init_distributed
 from .evaluation import autocast_context, evaluate
 from .optim import build_optimizer, build_scheduler, scale_lr
 from .recipes import DATA_CFG_KEYS, DATASET_KEYS, apply_overrides, get_recipe
+from .runlog import Progress, RunLog, error_message, write_json, write_text
 
-__all__ = ["train", "RunSummary", "NonFiniteLossError", "SeededSamples", "resolve_recipe"]
+__all__ = ["train", "Trainer", "RunSummary", "NonFiniteLossError", "resolve_recipe", "recipe_data", "build_datasets",
+           "read_classes", "check_classes", "amp_mode", "CHECKPOINT_FORMAT"]
+
+#: The format tag of the training checkpoints this version writes; ``vidlib-train-1`` still loads.
+CHECKPOINT_FORMAT = "vidlib-train-2"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -55,35 +65,6 @@ class RunSummary(dict):
     """The JSON-ready run summary (a ``dict``); ``.model`` is the trained model (EMA weights if any)."""
 
     model: nn.Module | None = None
-
-
-class SeededSamples(Dataset):
-    """Wrap a dataset so that sample ``index`` of epoch ``epoch`` is drawn with its own seed.
-
-    Indexed by ``(index, epoch)`` (what :class:`~vidlib.engine.distributed.TrainSampler` yields). The
-    random generators (torch, NumPy, ``random``) are seeded from ``(seed, epoch, index)`` for the call and
-    restored afterwards, so augmentations depend on nothing else (not the worker, not the resume point).
-    """
-
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        index, epoch = key
-        s = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):  # the CPU generator only: the one the data pipeline uses
-                torch.random.default_generator.manual_seed(s)  # (torch.manual_seed would also reseed CUDA's)
-                random.seed(s)
-                np.random.seed(s)
-                return self.dataset[index]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
 
 
 def resolve_recipe(recipe: str | dict, overrides: dict | None = None, **explicit) -> tuple[dict, list[str]]:
@@ -97,49 +78,40 @@ def resolve_recipe(recipe: str | dict, overrides: dict | None = None, **explicit
     log = apply_overrides(rec, dict(overrides or {}))
     keymap = {"epochs": "epochs", "batch_size": "batch_size", "lr": "optimizer.lr"}
     log += apply_overrides(rec, {keymap[k]: v for k, v in explicit.items() if v is not None})
-    if rec["epochs"] < 1 or rec["batch_size"] < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {rec['epochs']} and {rec['batch_size']}")
+    for key in ("epochs", "batch_size"):
+        if not isinstance(rec[key], int) or isinstance(rec[key], bool) or rec[key] < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {rec[key]!r}")
     return rec, log
 
 
-class _Log:
-    """Rank-0 logging to stdout (optional) and ``<work_dir>/log.txt``."""
-
-    def __init__(self, work_dir: Path, info: DistInfo, verbose: bool):
-        self.file = work_dir / "log.txt" if info.is_main else None
-        self.verbose = verbose and info.is_main
-
-    def __call__(self, msg: str) -> None:
-        if self.file is None:
-            return
-        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
-        with open(self.file, "a") as f:
-            f.write(line + "\n")
-        if self.verbose:
-            print(line, flush=True)
+def recipe_data(recipe: dict) -> tuple[dict, dict]:
+    """A recipe's ``data`` split into model-cfg overrides (:data:`DATA_CFG_KEYS`: sampling, crops ...) and the
+    arguments that describe the files (:data:`DATASET_KEYS`: rawframe ``format``, ``filename_tmpl`` ...)."""
+    data = recipe.get("data", {})
+    return ({k: v for k, v in data.items() if k in DATA_CFG_KEYS}, {k: v for k, v in data.items() if k in DATASET_KEYS})
 
 
-def _read_classes(root: Path) -> list[str] | None:
+def build_datasets(root, model_cfg: dict, recipe: dict, *, backend: str = "decord", on_error: str = "raise",
+                   frame_cache=None):
+    """The training and validation sets of a dataset folder, as ``recipe`` prepares them for a model cfg."""
+    over, files = recipe_data(recipe)
+    kw = dict(backend=backend, on_error=on_error, frame_cache=frame_cache, **files, **over)
+    return build_dataset(root, "train", model_cfg, "train", **kw), build_dataset(root, "val", model_cfg, "val", **kw)
+
+
+def read_classes(root: str | os.PathLike) -> list[str]:
+    """The class names of a dataset folder, from its ``label_map.txt`` (required: it sets the classifier size)."""
+    root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root} (expected train.txt, val.txt, label_map.txt)")
     label_map = root / "label_map.txt"
-    return read_label_map(label_map) if label_map.is_file() else None
+    if not label_map.is_file():
+        raise FileNotFoundError(f"{label_map} is missing: a dataset folder needs a label map (one class name per "
+                                "line, in label order), which sets the number of classes")
+    return read_label_map(label_map)
 
 
-def _build_data(root: Path, cfg: dict, recipe: dict, backend: str, on_error: str, frame_cache=None):
-    data = recipe.get("data", {})
-    over = {k: v for k, v in data.items() if k in DATA_CFG_KEYS}
-    files = {k: v for k, v in data.items() if k in DATASET_KEYS}  # rawframes lists (Something-Something)
-    if frame_cache is True:
-        frame_cache = shared_frame_cache()
-    kw = dict(backend=backend, on_error=on_error, frame_cache=frame_cache if frame_cache is not False else None, **files, **over)
-    return build_dataset(root, "train", cfg, "train", **kw), build_dataset(root, "val", cfg, "val", **kw), over
-
-
-def _build_model(model, recipe: dict, model_kwargs: dict, num_classes: int | None) -> tuple[nn.Module, str, dict]:
-    if isinstance(model, nn.Module):
-        return model, type(model).__name__, dict(model_kwargs)
-    name = model or recipe["model"]
+def _build_model(name: str, recipe: dict, model_kwargs: dict, num_classes: int | None) -> tuple[nn.Module, dict]:
     kwargs = {**recipe.get("model_kwargs", {}), **model_kwargs}
     if name != recipe["model"]:  # the recipe's kwargs were written for its own model
         kwargs = {k: v for k, v in kwargs.items() if k in ("num_classes", "num_frames", "dropout")} | model_kwargs
@@ -148,14 +120,15 @@ def _build_model(model, recipe: dict, model_kwargs: dict, num_classes: int | Non
             raise ValueError(f"num_classes={kwargs['num_classes']} (recipe/model kwargs) does not match the label "
                              f"map of the data, which has {num_classes} classes")
         kwargs["num_classes"] = num_classes
-    return create_model(name, **kwargs), name, kwargs
+    return create_model(name, **kwargs), kwargs
 
 
-def _check_classes(model: nn.Module, classes: list[str] | None, root: Path) -> None:
+def check_classes(model: nn.Module, classes: list[str], root: Path, what: str = "the model") -> None:
+    """Raise ``ValueError`` unless ``model``'s classifier has one output per class of ``root/label_map.txt``."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    n_model = last[-1].out_features if last else None
-    if classes is not None and n_model is not None and len(classes) != n_model:
-        raise ValueError(f"the model has {n_model} output classes but {root / 'label_map.txt'} lists {len(classes)}")
+    n_model = getattr(model, "num_classes", None) or (last[-1].out_features if last else None)
+    if n_model is not None and len(classes) != n_model:
+        raise ValueError(f"{what} has {n_model} classes, {root / 'label_map.txt'} has {len(classes)}")
 
 
 def _loss(model: nn.Module, clips, y, aux_weight: float | None):
@@ -174,7 +147,8 @@ def _aux_weight(model: nn.Module, recipe: dict) -> float | None:
     return w
 
 
-def _amp_mode(amp: str | None, device: torch.device) -> str | None:
+def amp_mode(amp: str | None, device: torch.device) -> str | None:
+    """The autocast dtype name for ``amp`` ("auto", "off", "bf16", "fp16") on ``device``; None = off."""
     if amp in (None, "auto"):
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -191,45 +165,6 @@ def _wants_channels_last(model: nn.Module, device: torch.device) -> bool:
         and not any(isinstance(m, nn.Conv3d) for m in mods)
 
 
-class _Progress:
-    def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-    def update(self, **postfix) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(postfix, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Replace ``path`` atomically (readers never see a half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj) -> None:
-    _write_text(path, json.dumps(obj, indent=1, default=_jsonable))
-
-
-def _jsonable(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, (np.ndarray, torch.Tensor)):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return repr(o)
-
-
 def _val_entry(report: dict) -> dict:
     keys = ("top1", "top5", "mean_class_acc", "loss")
     return {f"val_{k}": report[k] for k in keys if k in report}
@@ -243,176 +178,6 @@ def _public_report(report: dict, max_scores: int = 200_000) -> dict:
     return out
 
 
-def train(model: str | nn.Module | None = None, data: str | os.PathLike = "data/synthetic", *,
-          recipe: str | dict = "synthetic_tiny", epochs: int | None = None, batch_size: int | None = None,
-          lr: float | None = None, auto_scale_lr: bool = False, seed: int = 0,
-          work_dir: str | os.PathLike | None = None,
-          name: str | None = None, device: str | torch.device | None = None, amp: str | None = "auto",
-          compile: bool = False, num_workers: int = 0, resume: bool | str = False, load_from: str | None = None,
-          overrides: dict | None = None, test: bool = False, save_every_iters: int | None = None,
-          deterministic: bool = True, tensorboard: bool = False, progress: bool | None = None, verbose: bool = True,
-          results_dir: str | os.PathLike | None = "results/runs", backend: str = "decord", on_error: str = "raise",
-          eval_batch_size: int | None = None, frame_cache: FrameCache | bool | None = None,
-          **model_kwargs) -> RunSummary:
-    """Train a model with a recipe and return the run summary.
-
-    Args:
-        model: a registered model name (default: the recipe's) or an ``nn.Module`` (trained in place).
-        data: a dataset folder with ``train.txt``, ``val.txt`` (mmaction2 lists relative to it) and
-            ``label_map.txt``, e.g. ``data/synthetic`` (``python -m vidlib.data.synthetic``).
-        recipe: a name from :func:`vidlib.engine.recipes.list_recipes` or a recipe dict.
-        epochs, batch_size (per process), lr: override the recipe (logged like ``overrides``).
-        auto_scale_lr: scale ``lr`` by (batch_size x processes) / the recipe's ``base_batch_size``.
-        seed: seeds the initialisation, the data order and the augmentations.
-        work_dir: checkpoints and logs (default ``work_dirs/<name>``); name: default ``<model>_<recipe>_s<seed>``.
-        device: default :func:`vidlib.get_device` (cuda when there is one).
-        amp: ``"auto"`` (bf16, or fp16 with a grad scaler, on CUDA; off on CPU), ``"bf16"``, ``"fp16"``, ``"off"``.
-        compile: ``torch.compile`` the model.
-        resume: ``True`` resumes from ``<work_dir>/last.pth`` (if present), a path resumes from that file.
-        load_from: initialise from an mmaction2 checkpoint (``vidlib.checkpoints.load_mmaction2``).
-        overrides: dotted recipe keys, e.g. ``{"optimizer.weight_decay": 0.0}``.
-        test: also evaluate the final model with the full test protocol (``summary["test"]``).
-        save_every_iters: also checkpoint every N iterations inside an epoch.
-        deterministic: deterministic torch kernels (:func:`vidlib.seed_everything`).
-        progress: tqdm bars (default: when stderr is a terminal); verbose: print the log lines.
-        results_dir: where ``<name>.json`` goes (``None``: do not write it).
-        backend, on_error: passed to :func:`vidlib.data.build_dataset`.
-        frame_cache: keep decoded videos in memory (:class:`vidlib.data.FrameCache`; ``True``: the process's
-            :func:`~vidlib.data.shared_frame_cache`, which later runs on the same data reuse). For small data
-            sets with ``num_workers=0``; the samples are the same as without it.
-        **model_kwargs: passed to :func:`vidlib.create_model` (e.g. ``num_frames=8``, ``dropout=0.0``).
-
-    Returns a :class:`RunSummary` (a dict, also written as JSON): ``history`` (per epoch: ``train_loss``,
-    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s`` (training)
-    and ``val_time_s``),
-    ``val`` (the final validation report: ``per_class``, ``confusion_matrix``, ``preds``, ``labels``, ...),
-    ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the ``overrides`` log; ``.model`` holds
-    the trained model.
-    """
-    args = dict(locals())  # every argument, by name, for the helpers below
-    rec, override_log = resolve_recipe(recipe, overrides, epochs=epochs, batch_size=batch_size, lr=lr)
-    info, dev = init_distributed(torch.device(device) if device is not None else get_device())
-    was_deterministic = torch.are_deterministic_algorithms_enabled()  # restored below: no leak into the caller
-    try:
-        return _run(rec, override_log, info, dev, args)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
-        cleanup()
-
-
-def _run(rec: dict, override_log: list[str], info: DistInfo, dev: torch.device, args: dict) -> RunSummary:
-    seed_everything(args["seed"], deterministic=args["deterministic"])
-    label = args["model"] if isinstance(args["model"], str) else (rec["model"] if args["model"] is None else "model")
-    name = args["name"] or f"{label}_{rec['name']}_s{args['seed']}"
-    work_dir = Path(args["work_dir"] or Path("work_dirs") / name)
-    _read_classes(Path(args["data"]))  # fail on a missing data folder before creating anything
-    if info.is_main:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    ctx = dict(rec=rec, info=info, dev=dev, a=args, work_dir=work_dir, amp=_amp_mode(args["amp"], dev),
-               log=_Log(work_dir, info, args["verbose"]), ckpt=CheckpointManager(work_dir), name=name)
-    _setup_model_and_data(ctx)
-    _setup_optimisation(ctx, override_log)
-    state = dict(epoch=0, iter_in_epoch=0, global_iter=0, history=[], best=None, accum=[0.0, 0.0, 0.0])
-    resume_from = _resume_path(args["resume"], ctx["ckpt"], ctx["log"])
-    if resume_from is not None:
-        _restore(resume_from, ctx, state)
-    t_start, final_val = time.time(), None
-    while state["epoch"] < rec["epochs"]:
-        final_val = _epoch(ctx, state) or final_val
-    if final_val is None:  # resumed after the last epoch: evaluate again
-        final_val = _validate(ctx, ctx["eval_model"])
-    return _finish(ctx, state, final_val, override_log, time.time() - t_start)
-
-
-def _setup_model_and_data(ctx: dict) -> None:
-    """Model (num_classes from the label map), datasets (model cfg + recipe data keys), optional init."""
-    a, rec, root = ctx["a"], ctx["rec"], Path(ctx["a"]["data"])
-    classes = _read_classes(root)
-    net, model_name, model_kwargs = _build_model(a["model"], rec, a["model_kwargs"], len(classes) if classes else None)
-    _check_classes(net, classes, root)
-    if not hasattr(net, "default_cfg"):
-        raise ValueError(f"{model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline needs it")
-    train_set, val_set, data_over = _build_data(root, net.default_cfg, rec, a["backend"], a["on_error"],
-                                                 a["frame_cache"])
-    if a["load_from"]:
-        from ..checkpoints import load_mmaction2
-
-        load_mmaction2(net, a["load_from"])
-    aux_weight = _aux_weight(net, rec)
-    net.to(ctx["dev"])
-    if _wants_channels_last(net, ctx["dev"]):
-        net.to(memory_format=torch.channels_last)
-    ctx.update(net=net, model_name=model_name, model_kwargs=model_kwargs, classes=classes, train_set=train_set,
-               val_set=val_set, data_over=data_over, aux_weight=aux_weight,
-               meta=dict(format="vidlib-train-1", model_name=model_name, model_kwargs=model_kwargs, recipe=rec,
-                         seed=a["seed"], world_size=ctx["info"].world_size))
-
-
-def _setup_optimisation(ctx: dict, override_log: list[str]) -> None:
-    """Loader (seeded, resumable sampler), optimiser, schedule, grad scaler, EMA, DDP / compile wrappers."""
-    a, rec, info, dev, net = ctx["a"], ctx["rec"], ctx["info"], ctx["dev"], ctx["net"]
-    world_batch = rec["batch_size"] * info.world_size
-    if a["auto_scale_lr"]:
-        base_lr = rec["optimizer"]["lr"]
-        rec["optimizer"]["lr"] = scale_lr(base_lr, world_batch, rec["base_batch_size"])
-        override_log.append(f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total batch "
-                            f"{world_batch} / base {rec['base_batch_size']})")
-    for line in override_log:
-        ctx["log"](f"override {line}")
-    sampler = TrainSampler(ctx["train_set"], info, seed=a["seed"])
-    loader = DataLoader(SeededSamples(ctx["train_set"], a["seed"]), batch_size=rec["batch_size"], sampler=sampler,
-                        num_workers=a["num_workers"], drop_last=True, pin_memory=dev.type == "cuda",
-                        generator=torch.Generator().manual_seed(a["seed"]))
-    iters = sampler.num_samples // rec["batch_size"]
-    if iters == 0:
-        raise ValueError(f"batch size {rec['batch_size']} is larger than the {sampler.num_samples} training videos "
-                         f"per process in {a['data']}")
-    optimizer = build_optimizer(net, rec["optimizer"])
-    ema = _make_ema(net, rec.get("ema"))
-    fwd = torch.compile(net) if a["compile"] else net
-    if info.distributed:
-        fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=[dev.index] if dev.type == "cuda" else None,
-                                                  find_unused_parameters=rec.get("find_unused_parameters", False))
-    ctx.update(sampler=sampler, loader=loader, iters_per_epoch=iters, optimizer=optimizer, ema=ema, fwd=fwd,
-               scheduler=build_scheduler(optimizer, rec["schedule"], iters, rec["epochs"]),
-               scaler=torch.amp.GradScaler(dev.type, enabled=ctx["amp"] == "fp16"),
-               eval_model=ema.module if ema is not None else net, world_batch=world_batch)
-    ctx["log"](f"{ctx['model_name']}: {num_params(net):,} params | recipe {rec['name']} | data {a['data']} "
-               f"({len(ctx['train_set'])} train, {len(ctx['val_set'])} val, {len(ctx['classes'] or [])} classes) | "
-               f"{info.world_size} x batch {rec['batch_size']} | {iters} it/epoch | device {dev} | amp {ctx['amp']} | "
-               f"lr {rec['optimizer']['lr']}")
-
-
-def _finish(ctx: dict, state: dict, final_val: dict, override_log: list[str], seconds: float) -> RunSummary:
-    """The run summary (+ the optional full test), written to the work dir and ``results_dir`` on rank 0."""
-    a, rec, info, ckpt, hist = ctx["a"], ctx["rec"], ctx["info"], ctx["ckpt"], state["history"]
-    summary = RunSummary(
-        name=ctx["name"], model=ctx["model_name"], model_kwargs=ctx["model_kwargs"], recipe=rec,
-        overrides=override_log, seed=a["seed"], data=str(a["data"]), data_cfg_overrides=ctx["data_over"],
-        num_train=len(ctx["train_set"]), num_val=len(ctx["val_set"]), classes=ctx["classes"],
-        world_size=info.world_size, batch_size=rec["batch_size"], total_batch_size=ctx["world_batch"],
-        device=str(ctx["dev"]), amp=ctx["amp"], num_params=num_params(ctx["net"]), epochs=rec["epochs"],
-        history=hist, best=state["best"], val=_public_report(final_val),
-        minutes_per_epoch=float(np.mean([h["time_s"] + h.get("val_time_s", 0.0) for h in hist]) / 60) if hist else None,
-        wall_minutes=seconds / 60, work_dir=str(ctx["work_dir"]), checkpoint=str(ckpt.last),
-        best_checkpoint=str(ckpt.best), vidlib=__version__, torch=torch.__version__,
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    if a["test"]:
-        test = evaluate(ctx["eval_model"], a["data"], split="val", mode="test", batch_size=a["eval_batch_size"] or 1,
-                        num_workers=a["num_workers"], device=ctx["dev"], amp=ctx["amp"], info=info,
-                        dataset_kw=dict(ctx["data_over"], backend=a["backend"], on_error=a["on_error"]))
-        summary["test"] = _public_report(test)
-        ctx["log"](f"test ({test['average_clips']} averaging, {test['mode']} protocol): top1 {test['top1']:.4f} "
-                   f"top5 {test['top5']:.4f} mean-class {test['mean_class_acc']:.4f}")
-    if info.is_main:
-        _write_json(ctx["work_dir"] / "summary.json", summary)
-        if a["results_dir"] is not None:
-            Path(a["results_dir"]).mkdir(parents=True, exist_ok=True)
-            _write_json(Path(a["results_dir"]) / f"{ctx['name']}.json", summary)
-    summary.model = ctx["eval_model"]
-    return summary
-
-
 def _make_ema(net: nn.Module, decay: float | None):
     if not decay:
         return None
@@ -421,131 +186,346 @@ def _make_ema(net: nn.Module, decay: float | None):
     return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _resume_path(resume, ckpt: CheckpointManager, log) -> Path | None:
-    if resume is True:
-        if ckpt.latest() is None:
-            log(f"resume: no checkpoint in {ckpt.work_dir} yet, starting from scratch")
-        return ckpt.latest()
-    return Path(resume) if resume else None
+class Trainer:
+    """One training run of a :class:`~vidlib.engine.config.TrainConfig`.
 
+    Args:
+        cfg: the options.
+        model: an ``nn.Module`` to train in place instead of building ``cfg.model`` (it needs a
+            ``default_cfg`` for the data pipeline).
 
-def _restore(path: Path, ctx: dict, state: dict) -> None:
-    """Load model, optimiser, schedule, scaler, EMA, counters, history and RNG states from ``path``."""
-    from ..checkpoints import load_state_dict_strict
+    :meth:`fit` = :meth:`build`, :meth:`restore` when resuming, then per epoch :meth:`train_epoch`,
+    :meth:`validate` when due and :meth:`save`. Everything the steps share is a typed attribute.
+    """
 
-    ck, meta, log = load_checkpoint_file(path), ctx["meta"], ctx["log"]
-    if ck.get("format") != meta["format"]:
-        raise RuntimeError(f"{path} is not a vidlib training checkpoint (format {ck.get('format')!r})")
-    if ck["model_name"] != meta["model_name"]:
-        log(f"WARNING: {path} was written for model {ck['model_name']!r}, resuming {meta['model_name']!r}")
-    load_state_dict_strict(ctx["net"], ck["model"], source=str(path))
-    for key in ("optimizer", "scheduler", "scaler"):
-        ctx[key].load_state_dict(ck[key])
-    if ctx["ema"] is not None and ck.get("ema") is not None:
-        ctx["ema"].load_state_dict(ck["ema"])
-    for k in ("epoch", "iter_in_epoch", "global_iter", "history", "best", "accum"):
-        state[k] = ck[k]
-    if ck["world_size"] != meta["world_size"] or ck["recipe"]["batch_size"] != meta["recipe"]["batch_size"]:
-        log("WARNING: the number of processes or the batch size changed: the data order differs from the first run")
-    set_rng_state(ck["rng"])
-    log(f"resumed from {path}: epoch {state['epoch'] + 1}, iteration {state['iter_in_epoch']} of the epoch")
+    def __init__(self, cfg: TrainConfig, model: nn.Module | None = None):
+        self.cfg, self._module = cfg, model
+        self.recipe, self.override_log = resolve_recipe(cfg.recipe, cfg.overrides, epochs=cfg.epochs,
+                                                        batch_size=cfg.batch_size, lr=cfg.lr)
+        self.info, self.device = init_distributed(torch.device(cfg.device) if cfg.device is not None
+                                                  else get_device())
+        self.amp = amp_mode(cfg.amp, self.device)
+        label = cfg.model or (self.recipe["model"] if model is None else "model")
+        self.name = cfg.name or f"{label}_{self.recipe['name']}_s{cfg.seed}"
+        self.work_dir = Path(cfg.work_dir or Path("work_dirs") / self.name)
+        self.data_root = Path(cfg.data)
+        self.state = TrainState()
+        self.log = RunLog(self.work_dir, self.info.is_main, cfg.verbose)
+        self.ckpt = CheckpointManager(self.work_dir)
+        self.tb = None
 
+    # ------------------------------------------------------------------------------------------ build
+    def build(self) -> None:
+        """Seed, then build the model, the data, the loader, the optimiser, the schedule and the wrappers."""
+        cfg = self.cfg
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        read_classes(self.data_root)  # fail on a missing data folder or label map before creating anything
+        if self.info.is_main:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._build_model_and_data()
+        self._build_optimisation()
 
-def _save(ctx: dict, state: dict, is_best: bool = False) -> None:
-    if not ctx["info"].is_main:
-        return
-    ema = ctx["ema"]
-    ckpt_state = dict(ctx["meta"], model=ctx["net"].state_dict(), optimizer=ctx["optimizer"].state_dict(),
-                      scheduler=ctx["scheduler"].state_dict(), scaler=ctx["scaler"].state_dict(),
-                      ema=ema.state_dict() if ema is not None else None, rng=get_rng_state(),
-                      **{k: state[k] for k in ("epoch", "iter_in_epoch", "global_iter", "history", "best", "accum")})
-    ctx["ckpt"].save(ckpt_state, is_best=is_best)
+    def _build_model_and_data(self) -> None:
+        cfg, rec, root = self.cfg, self.recipe, self.data_root
+        self.classes = read_classes(root)
+        n_classes = len(self.classes)
+        if self._module is not None:
+            net, self.model_name, self.model_kwargs = self._module, type(self._module).__name__, dict(cfg.model_kwargs)
+        else:
+            self.model_name = cfg.model or rec["model"]
+            net, self.model_kwargs = _build_model(self.model_name, rec, cfg.model_kwargs, n_classes)
+        check_classes(net, self.classes, root)
+        if not hasattr(net, "default_cfg"):
+            raise ValueError(f"{self.model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline "
+                             "needs it")
+        cache = shared_frame_cache() if cfg.frame_cache is True else (cfg.frame_cache or None)
+        self.data_overrides = recipe_data(rec)[0]
+        self.train_set, self.val_set = build_datasets(root, net.default_cfg, rec, backend=cfg.backend,
+                                                      on_error=cfg.on_error, frame_cache=cache)
+        for split, ds in (("train", self.train_set), ("val", self.val_set)):
+            if ds.missing:
+                self.log(f"WARNING: {len(ds.missing)} videos of {split}.txt are missing and skipped (listed in the "
+                         f"summary): {ds.missing[:3]}")
+        if cfg.load_from:
+            load_mmaction2(net, cfg.load_from)
+        self.aux_weight = _aux_weight(net, rec)
+        net.to(self.device)
+        if _wants_channels_last(net, self.device):
+            net.to(memory_format=torch.channels_last)
+        self.model = net
 
+    def _build_optimisation(self) -> None:
+        cfg, rec, info = self.cfg, self.recipe, self.info
+        self.world_batch = rec["batch_size"] * info.world_size
+        if cfg.auto_scale_lr:
+            base_lr = rec["optimizer"]["lr"]
+            rec["optimizer"]["lr"] = scale_lr(base_lr, self.world_batch, rec["base_batch_size"])
+            self.override_log.append(f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total "
+                                     f"batch {self.world_batch} / base {rec['base_batch_size']})")
+        for line in self.override_log:
+            self.log(f"override {line}")
+        self.sampler = EpochSampler(self.train_set, seed=cfg.seed, num_replicas=info.world_size, rank=info.rank)
+        self.loader = make_loader(self.train_set, rec["batch_size"], sampler=self.sampler, seed=cfg.seed,
+                                  num_workers=cfg.num_workers, drop_last=True, pin_memory=self.device.type == "cuda")
+        self.iters_per_epoch = self.sampler.num_samples // rec["batch_size"]
+        if self.iters_per_epoch == 0:
+            raise ValueError(f"batch size {rec['batch_size']} is larger than the {self.sampler.num_samples} training "
+                             f"videos per process in {cfg.data}")
+        self.optimizer = build_optimizer(self.model, rec["optimizer"])
+        self.ema = _make_ema(self.model, rec.get("ema"))
+        fwd = torch.compile(self.model) if cfg.compile else self.model
+        if info.distributed:
+            fwd = nn.parallel.DistributedDataParallel(
+                fwd, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=rec.get("find_unused_parameters", False))
+        self.forward_model = fwd
+        self.scheduler = build_scheduler(self.optimizer, rec["schedule"], self.iters_per_epoch, rec["epochs"])
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.eval_model = self.ema.module if self.ema is not None else self.model
+        self.log(f"{self.model_name}: {num_params(self.model):,} params | recipe {rec['name']} | data {cfg.data} "
+                 f"({len(self.train_set)} train, {len(self.val_set)} val, {len(self.classes or [])} classes) | "
+                 f"{info.world_size} x batch {rec['batch_size']} | {self.iters_per_epoch} it/epoch | device "
+                 f"{self.device} | amp {self.amp or 'off'} | lr {rec['optimizer']['lr']}")
 
-def _epoch(ctx: dict, state: dict) -> dict | None:
-    """Train one epoch (from ``state["iter_in_epoch"]`` on), validate when due, checkpoint. Returns the val report."""
-    rec, info, epoch, a = ctx["rec"], ctx["info"], state["epoch"], ctx["a"]
-    ctx["sampler"].set_epoch(epoch, skip=state["iter_in_epoch"] * rec["batch_size"])
-    ctx["fwd"].train()
-    t0 = time.time()
-    show = a["progress"] if a["progress"] is not None else sys.stderr.isatty()
-    bar = _Progress(ctx["iters_per_epoch"] - state["iter_in_epoch"], f"epoch {epoch + 1}/{rec['epochs']}",
-                    show and info.is_main)
-    for clips, y in ctx["loader"]:
-        loss_value, correct = _step(ctx, state, clips, y)
-        acc = state["accum"]
-        acc[0], acc[1], acc[2] = acc[0] + loss_value * len(y), acc[1] + correct, acc[2] + len(y)
-        state["iter_in_epoch"] += 1
-        state["global_iter"] += 1
-        bar.update(loss=f"{loss_value:.3f}")
-        if a["save_every_iters"] and state["global_iter"] % a["save_every_iters"] == 0:
-            _save(ctx, state)
-    bar.close()
-    loss_sum, correct, seen = all_reduce_sum(state["accum"], ctx["dev"])
-    group = ctx["optimizer"].param_groups[0]
-    entry = dict(epoch=epoch + 1, iters=state["global_iter"], lr=group["lr"] / group["lr_mult"],
-                 train_loss=loss_sum / max(seen, 1), train_top1=correct / max(seen, 1), time_s=time.time() - t0)
-    report = None
-    if (epoch + 1) % rec.get("val_interval", 1) == 0 or epoch + 1 == rec["epochs"]:
-        t1 = time.time()
-        report = _validate(ctx, ctx["eval_model"])
-        entry.update(_val_entry(report), val_time_s=time.time() - t1)
-    state["history"].append(entry)
-    state.update(epoch=epoch + 1, iter_in_epoch=0, accum=[0.0, 0.0, 0.0])
-    is_best = report is not None and (state["best"] is None or report["top1"] > state["best"]["top1"])
-    if is_best:
-        state["best"] = dict(epoch=epoch + 1, top1=report["top1"])
-    _save(ctx, state, is_best)
-    if info.is_main:
-        _write_text(ctx["work_dir"] / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"]))
-        ctx["log"](" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
-        _tensorboard(ctx, entry)
-    return report
+    # ------------------------------------------------------------------------------------------ steps
+    def _step(self, clips, y) -> tuple[float, int]:
+        dev, optimizer, scaler, st = self.device, self.optimizer, self.scaler, self.state
+        clips, y = clips.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        with autocast_context(dev, self.amp):
+            loss, logits = _loss(self.forward_model, clips, y, self.aux_weight)
+        finite = all_reduce_sum([float(torch.isfinite(loss).item())], dev)[0] == self.info.world_size
+        if not finite:
+            last = self.ckpt.latest()
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at epoch {st.epoch + 1}, iteration {st.iter_in_epoch + 1} "
+                f"(global {st.global_iter + 1}); training stopped. The last good checkpoint is "
+                f"{last if last else '(none written yet)'}; try a lower lr "
+                f"(optimizer.lr={self.recipe['optimizer']['lr']}), gradient clipping or amp='off'.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.recipe.get("clip_grad"):
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe["clip_grad"])
+        scaler.step(optimizer)
+        scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss.item(), int((logits.argmax(1) == y).sum().item())
 
+    def _lr(self) -> float:
+        group = self.optimizer.param_groups[0]
+        return group["lr"] / group["lr_mult"]
 
-def _step(ctx: dict, state: dict, clips, y) -> tuple[float, int]:
-    dev, optimizer, scaler = ctx["dev"], ctx["optimizer"], ctx["scaler"]
-    clips, y = clips.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-    with autocast_context(dev, ctx["amp"]):
-        loss, logits = _loss(ctx["fwd"], clips, y, ctx["aux_weight"])
-    finite = all_reduce_sum([float(torch.isfinite(loss).item())], dev)[0] == ctx["info"].world_size
-    if not finite:
-        last = ctx["ckpt"].latest()
-        raise NonFiniteLossError(
-            f"non-finite loss ({loss.item()}) at epoch {state['epoch'] + 1}, iteration {state['iter_in_epoch'] + 1} "
-            f"(global {state['global_iter'] + 1}); training stopped. The last good checkpoint is "
-            f"{last if last else '(none written yet)'}; try a lower lr (optimizer.lr={ctx['rec']['optimizer']['lr']}), "
-            "gradient clipping or amp='off'.")
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if ctx["rec"].get("clip_grad"):
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(ctx["net"].parameters(), ctx["rec"]["clip_grad"])
-    scaler.step(optimizer)
-    scaler.update()
-    ctx["scheduler"].step()
-    if ctx["ema"] is not None:
-        ctx["ema"].update_parameters(ctx["net"])
-    return loss.item(), int((logits.argmax(1) == y).sum().item())
+    def train_epoch(self) -> dict:
+        """Train the current epoch from ``state.iter_in_epoch`` on; returns its history entry (no validation)."""
+        rec, st, cfg = self.recipe, self.state, self.cfg
+        self.sampler.set_epoch(st.epoch, skip=st.iter_in_epoch * rec["batch_size"])
+        self.forward_model.train()
+        t0 = time.time()
+        bar = Progress(self.iters_per_epoch - st.iter_in_epoch, f"epoch {st.epoch + 1}/{rec['epochs']}", self.log,
+                       bar=cfg.progress, enabled=self.info.is_main)
+        for clips, y in self.loader:
+            loss_value, correct = self._step(clips, y)
+            st.add_batch(loss_value, correct, len(y))
+            bar.update(f"loss {loss_value:.4f} | lr {self._lr():.4g}", loss=f"{loss_value:.3f}")
+            if cfg.save_every_iters and st.global_iter % cfg.save_every_iters == 0:
+                self.save()
+        bar.close()
+        loss_sum, correct, seen = all_reduce_sum([st.loss_sum, st.correct, st.seen], self.device)
+        return dict(epoch=st.epoch + 1, iters=st.global_iter, lr=self._lr(), train_loss=loss_sum / max(seen, 1),
+                    train_top1=correct / max(seen, 1), time_s=time.time() - t0)
 
+    def validate(self) -> dict:
+        """Evaluate :attr:`eval_model` (the EMA model if any) on the validation set (one view per video)."""
+        return evaluate(self.eval_model, self.val_set, batch_size=self.cfg.eval_batch_size or self.recipe["batch_size"],
+                        num_workers=self.cfg.num_workers, device=self.device, amp=self.amp, info=self.info,
+                        progress=self.cfg.progress if self.info.is_main else False)
 
-def _validate(ctx: dict, model: nn.Module) -> dict:
-    a = ctx["a"]
-    report = evaluate(model, ctx["val_set"], batch_size=a["eval_batch_size"] or ctx["rec"]["batch_size"],
-                      num_workers=a["num_workers"], device=ctx["dev"], amp=ctx["amp"], info=ctx["info"])
-    return report
+    # ------------------------------------------------------------------------------------ checkpoints
+    def _meta(self) -> dict:
+        return dict(format=CHECKPOINT_FORMAT, model_name=self.model_name, model_kwargs=self.model_kwargs,
+                    recipe=self.recipe, seed=self.cfg.seed, world_size=self.info.world_size)
 
+    def save(self, is_best: bool = False) -> None:
+        """Write ``last.pth`` (and ``best.pth``) atomically, on rank 0."""
+        if not self.info.is_main:
+            return
+        ema = self.ema
+        self.ckpt.save(dict(self._meta(), model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                            scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+                            ema=ema.state_dict() if ema is not None else None, rng=get_rng_state(),
+                            state=self.state.state_dict()), is_best=is_best)
 
-def _tensorboard(ctx: dict, entry: dict) -> None:
-    if not ctx["a"]["tensorboard"]:
-        return
-    if "tb" not in ctx:
+    def restore(self, path: str | os.PathLike) -> None:
+        """Load model, optimiser, schedule, scaler, EMA, state and RNG states from a training checkpoint."""
+        path = Path(path)
+        ck, meta = load_checkpoint_file(path), self._meta()
+        fmt = ck.get("format")
+        if fmt not in (CHECKPOINT_FORMAT, "vidlib-train-1"):
+            raise RuntimeError(f"{path} is not a vidlib training checkpoint (format {fmt!r})")
+        if ck["model_name"] != meta["model_name"]:
+            self.log(f"WARNING: {path} was written for model {ck['model_name']!r}, resuming {meta['model_name']!r}")
+        load_state_dict_strict(self.model, ck["model"], source=str(path))
+        for key in ("optimizer", "scheduler", "scaler"):
+            getattr(self, key).load_state_dict(ck[key])
+        if self.ema is not None and ck.get("ema") is not None:
+            self.ema.load_state_dict(ck["ema"])
+        if fmt == "vidlib-train-1":  # flat counters and an "accum" list
+            self.state = TrainState.from_v1(ck)
+        else:
+            self.state.load_state_dict(ck["state"])
+        if ck["world_size"] != meta["world_size"] or ck["recipe"]["batch_size"] != meta["recipe"]["batch_size"]:
+            self.log("WARNING: the number of processes or the batch size changed: the data order differs from the "
+                     "first run")
+        set_rng_state(ck["rng"])
+        self.log(f"resumed from {path}: epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} of the "
+                 "epoch")
+
+    def _resume_path(self) -> Path | None:
+        resume = self.cfg.resume
+        if resume is True:
+            if self.ckpt.latest() is None:
+                self.log(f"resume: no checkpoint in {self.work_dir} yet, starting from scratch")
+            return self.ckpt.latest()
+        return Path(resume) if resume else None
+
+    # ------------------------------------------------------------------------------------------ fit
+    def fit(self) -> RunSummary:
+        """Build, resume if asked, train every remaining epoch; returns the :class:`RunSummary`.
+
+        A failure while building removes the work dir if this run created it (nothing half-made is left
+        behind); a later failure is also written to ``<work_dir>/log.txt``.
+        """
+        was_deterministic = torch.are_deterministic_algorithms_enabled()  # restored below: no leak into the caller
+        created = self.info.is_main and not self.work_dir.exists()
         try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
-        ctx["tb"] = SummaryWriter(ctx["work_dir"] / "tb")
-    for k, v in entry.items():
-        if isinstance(v, (int, float)) and k != "epoch" and v is not None:
-            ctx["tb"].add_scalar(k, v, entry["epoch"])
-    ctx["tb"].flush()
+            try:
+                self.build()
+            except BaseException:
+                if created:
+                    shutil.rmtree(self.work_dir, ignore_errors=True)
+                raise
+            return self._fit()
+        except BaseException as e:
+            if self.work_dir.is_dir():
+                self.log(f"ERROR ({type(e).__name__}): {error_message(e)}", echo=False)
+            raise
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+            cleanup()
+
+    def _fit(self) -> RunSummary:
+        resume_from = self._resume_path()
+        if resume_from is not None:
+            self.restore(resume_from)
+        t_start, final_val = time.time(), None
+        while self.state.epoch < self.recipe["epochs"]:
+            final_val = self._epoch() or final_val
+        if final_val is None:  # resumed after the last epoch: evaluate again
+            final_val = self.validate()
+        return self._finish(final_val, time.time() - t_start)
+
+    def _epoch(self) -> dict | None:
+        """One epoch: train, validate when due, record, checkpoint. Returns the validation report (or None)."""
+        rec, st = self.recipe, self.state
+        entry = self.train_epoch()
+        report = None
+        if (st.epoch + 1) % rec.get("val_interval", 1) == 0 or st.epoch + 1 == rec["epochs"]:
+            t1 = time.time()
+            report = self.validate()
+            entry.update(_val_entry(report), val_time_s=time.time() - t1)
+        st.end_epoch(entry)
+        is_best = report is not None and (st.best is None or report["top1"] > st.best["top1"])
+        if is_best:
+            st.best = dict(epoch=entry["epoch"], top1=report["top1"])
+        self.save(is_best)
+        if self.info.is_main:
+            write_text(self.work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in st.history))
+            self.log(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+            self._tensorboard(entry)
+        return report
+
+    def _finish(self, final_val: dict, seconds: float) -> RunSummary:
+        """The run summary (+ the optional full test), written to the work dir and ``results_dir`` on rank 0."""
+        cfg, rec, info, hist = self.cfg, self.recipe, self.info, self.state.history
+        summary = RunSummary(
+            name=self.name, model=self.model_name, model_kwargs=self.model_kwargs, recipe=rec,
+            overrides=self.override_log, seed=cfg.seed, data=str(cfg.data), data_cfg_overrides=self.data_overrides,
+            num_train=len(self.train_set), num_val=len(self.val_set), classes=self.classes,
+            world_size=info.world_size, batch_size=rec["batch_size"], total_batch_size=self.world_batch,
+            device=str(self.device), amp=self.amp or "off", num_params=num_params(self.model),
+            epochs=rec["epochs"], history=hist, best=self.state.best, val=_public_report(final_val),
+            minutes_per_epoch=float(np.mean([h["time_s"] + h.get("val_time_s", 0.0) for h in hist]) / 60)
+            if hist else None,
+            wall_minutes=seconds / 60, work_dir=str(self.work_dir), checkpoint=str(self.ckpt.last),
+            best_checkpoint=str(self.ckpt.best), vidlib=__version__, torch=torch.__version__,
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **self._data_problems(final_val))
+        if cfg.test:
+            test = evaluate(self.eval_model, cfg.data, split="val", mode="test", batch_size=cfg.eval_batch_size or 1,
+                            num_workers=cfg.num_workers, device=self.device, amp=self.amp, info=info,
+                            dataset_kw=dict(self.data_overrides, backend=cfg.backend, on_error=cfg.on_error))
+            summary["test"] = _public_report(test)
+            self.log(f"test ({test['average_clips']} averaging, {test['mode']} protocol): top1 {test['top1']:.4f} "
+                     f"top5 {test['top5']:.4f} mean-class {test['mean_class_acc']:.4f}")
+        if info.is_main:
+            results = Path(cfg.results_dir) / f"{self.name}.json" if cfg.results_dir is not None else None
+            summary["summary_file"] = str(results or self.work_dir / "summary.json")
+            write_json(self.work_dir / "summary.json", summary)
+            if results is not None:
+                results.parent.mkdir(parents=True, exist_ok=True)
+                write_json(results, summary)
+            self.log(f"run summary written to {summary['summary_file']}")
+        summary.model = self.eval_model
+        return summary
+
+    def _data_problems(self, final_val: dict) -> dict:
+        """Videos listed but missing, and videos skipped as unreadable, per split (all processes together)."""
+        missing = dict(train=self.train_set.missing, val=self.val_set.missing)
+        unreadable = dict(train=all_gather_lists(self.train_set.unreadable),
+                          val=sorted(set(final_val.get("unreadable", [])) | set(self.val_set.unreadable)))
+        return dict(missing=missing, unreadable=unreadable, num_missing=sum(map(len, missing.values())),
+                    num_unreadable=sum(map(len, unreadable.values())))
+
+    def _tensorboard(self, entry: dict) -> None:
+        if not self.cfg.tensorboard:
+            return
+        if self.tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
+            self.tb = SummaryWriter(self.work_dir / "tb")
+        for k, v in entry.items():
+            if isinstance(v, (int, float)) and k != "epoch" and v is not None:
+                self.tb.add_scalar(k, v, entry["epoch"])
+        self.tb.flush()
+
+
+def train(model: str | nn.Module | TrainConfig | None = None, data: str | os.PathLike = "data/synthetic",
+          **options) -> RunSummary:
+    """Train a model with a recipe and return the run summary: ``Trainer(TrainConfig(...)).fit()``.
+
+    Args:
+        model: a registered model name (default: the recipe's), an ``nn.Module`` (trained in place), or a
+            whole :class:`~vidlib.engine.config.TrainConfig` (then ``data`` and ``options`` must be left out).
+        data: a dataset folder with ``train.txt``, ``val.txt`` (mmaction2 lists relative to it) and
+            ``label_map.txt``, e.g. ``data/synthetic`` (``python -m vidlib.data.synthetic``).
+        **options: :class:`~vidlib.engine.config.TrainConfig` fields (``recipe``, ``epochs``, ``seed``,
+            ``work_dir``, ``model_kwargs=dict(num_frames=8)``, ...); a misspelt one raises ``TypeError``
+            listing them all.
+
+    Returns a :class:`RunSummary` (a dict, also written as JSON): ``history`` (per epoch: ``train_loss``,
+    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s`` (training)
+    and ``val_time_s``), ``val`` (the final validation report: ``per_class``, ``confusion_matrix``, ``preds``,
+    ``labels``, ...), ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the ``overrides`` log;
+    ``.model`` holds the trained model.
+    """
+    if isinstance(model, TrainConfig):
+        if options:
+            raise TypeError("train(TrainConfig): give every option in the config (dataclasses.replace(cfg, ...))")
+        return Trainer(model).fit()
+    check_option_names(options)
+    if isinstance(model, nn.Module):
+        return Trainer(TrainConfig(data=data, **options), model=model).fit()
+    return Trainer(TrainConfig(model=model, data=data, **options)).fit()
