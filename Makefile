@@ -3,7 +3,8 @@
 #   make book            install (once), prepare the data (once), execute and render the book into
 #                        _build/html (default mode: about 10 minutes per chapter on 2 CPU cores)
 #   make book QUICK=1    the same in quick mode (VIDLIB_QUICK=1, the CI setting), same output folder
-#   make test            install, quick data, quick book + pytest tests/ + every chapter under nbval
+#   make test            install, quick data, then every chapter under nbval (executed once), the quick
+#                        book rendered from those executions, pytest tests/, ruff (tools/run_tests.sh)
 #   make clean           remove _build/ (execution caches included)
 #   make distclean       also remove the generated data and the virtual environment
 #
@@ -33,7 +34,7 @@ endif
 .PHONY: help install data book test clean distclean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
