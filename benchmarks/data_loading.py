@@ -17,6 +17,7 @@ Usage::
 
 ``--quick`` runs a subset (decord and PyAV, 0 and 2 workers, TSN, both sources) with fewer clips.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidlib.data import VideoDataset, build_transform, loader_throughput, make_loader, write_video, write_video_list
-from vidlib.data import synthetic
+from vidlib.data import (
+    VideoDataset,
+    build_transform,
+    loader_throughput,
+    make_loader,
+    synthetic,
+    write_video,
+    write_video_list,
+)
 from vidlib.data.samplers import SampleFrames
 from vidlib.models._registry import make_cfg
 
-PIPELINES = {"tsn_1x1x8": dict(clip_len=1, frame_interval=1, num_clips=8),
-             "slowonly_8x8x1": dict(clip_len=8, frame_interval=8, num_clips=1)}
+PIPELINES = {
+    "tsn_1x1x8": dict(clip_len=1, frame_interval=1, num_clips=8),
+    "slowonly_8x8x1": dict(clip_len=8, frame_interval=8, num_clips=1),
+}
 
 
 def long_video(folder: Path, gop: int, frames: int = 1800, fps: int = 30) -> Path:
@@ -47,14 +57,18 @@ def long_video(folder: Path, gop: int, frames: int = 1800, fps: int = 30) -> Pat
     out = np.empty((frames, 256, 340, 3), np.uint8)
     for t in range(frames):
         ox, oy = (3 * t) % 400, int(100 + 80 * np.sin(t / 40))
-        out[t] = tex[oy:oy + 256, ox:ox + 340]
+        out[t] = tex[oy : oy + 256, ox : ox + 340]
         x = int(170 + 120 * np.sin(t / 25))
-        out[t, 100:150, x - 25:x + 25] = (255, 40, 40)
+        out[t, 100:150, x - 25 : x + 25] = (255, 40, 40)
     return write_video(path, out, fps, gop=gop, threads=2)
 
 
-def dataset_for(source: str, data: Path, cache: Path, sampler_kw: dict, backend: str, n_repeat: int) -> VideoDataset:
-    cfg = make_cfg(num_frames=8, crop_size=224, resize_short=256, sampling=dict(name="SampleFrames", **sampler_kw))
+def dataset_for(
+    source: str, data: Path, cache: Path, sampler_kw: dict, backend: str, n_repeat: int
+) -> VideoDataset:
+    cfg = make_cfg(
+        num_frames=8, crop_size=224, resize_short=256, sampling=dict(name="SampleFrames", **sampler_kw)
+    )
     sampler = SampleFrames(**sampler_kw)
     transform = build_transform(cfg, "val", sampler.num_frames)
     if source == "synthetic":
@@ -77,16 +91,23 @@ def run(data: Path, cache: Path, clips: int, quick: bool) -> list[dict]:
             for backend in backends:
                 for nw in workers:
                     ds = dataset_for(source, data, cache, PIPELINES[pipe], backend, n_repeat=4 * clips)
-                    loader = make_loader(ds, batch_size=8, shuffle=True, num_workers=nw, seed=0, persistent_workers=False)
+                    loader = make_loader(
+                        ds, batch_size=8, shuffle=True, num_workers=nw, seed=0, persistent_workers=False
+                    )
                     r = loader_throughput(loader, max_clips=clips, warmup_batches=1 if nw == 0 else 2)
                     rows.append(dict(source=source, pipeline=pipe, backend=backend, workers=nw, **r))
-                    print(f"{source:12s} {pipe:15s} {backend:7s} workers={nw}  {r['clips_per_s']:7.1f} clips/s", flush=True)
+                    print(
+                        f"{source:12s} {pipe:15s} {backend:7s} workers={nw}  {r['clips_per_s']:7.1f} clips/s",
+                        flush=True,
+                    )
     return rows
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="data/synthetic", help="Something-Synthetic folder (generated if missing)")
+    ap.add_argument(
+        "--data", default="data/synthetic", help="Something-Synthetic folder (generated if missing)"
+    )
     ap.add_argument("--cache", default="data/cache/bench", help="where the long videos are written")
     ap.add_argument("--clips", type=int, default=48, help="clips timed per setting")
     ap.add_argument("--quick", action="store_true")
@@ -97,7 +118,9 @@ def main(argv=None) -> None:
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows = run(data, cache, 16 if a.quick else a.clips, a.quick)
-    env = dict(cpus=os.cpu_count(), torch_threads=1, python=platform.python_version(), torch=torch.__version__)
+    env = dict(
+        cpus=os.cpu_count(), torch_threads=1, python=platform.python_version(), torch=torch.__version__
+    )
     if a.json:
         Path(a.json).write_text(json.dumps(dict(env=env, rows=rows), indent=1))
     print(json.dumps(env))

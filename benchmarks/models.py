@@ -16,6 +16,7 @@ fwd+bwd ~1 s/clip with 2 threads vs ~0.1 s/clip with 1 thread at load 9-15 on 2 
 
 The 3D and STAM helpers append their rows to ``MODELS`` (name, create_model kwargs, input shape).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,8 +103,16 @@ def bench_one(name: str, kwargs: dict, shape: tuple, threads: int, warmup: int, 
     with torch.no_grad():
         sec = _time(lambda: model(x), warmup, repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(model=name, input=list(shape), params_m=vidlib.num_params(model) / 1e6, batch_s=sec,
-                clips_per_s=shape[0] / sec, ms_per_clip=1e3 * sec / shape[0], model_mib=model_mib, peak_mib=peak)
+    return dict(
+        model=name,
+        input=list(shape),
+        params_m=vidlib.num_params(model) / 1e6,
+        batch_s=sec,
+        clips_per_s=shape[0] / sec,
+        ms_per_clip=1e3 * sec / shape[0],
+        model_mib=model_mib,
+        peak_mib=peak,
+    )
 
 
 def run_models(pattern: str, threads: int, warmup: int, repeats: int) -> list[dict]:
@@ -113,14 +122,22 @@ def run_models(pattern: str, threads: int, warmup: int, repeats: int) -> list[di
             continue
         args = json.dumps([name, kwargs, shape, threads, warmup, repeats])
         here = os.path.dirname(os.path.abspath(__file__))
-        code = (f"import json, sys; sys.path.insert(0, {here!r}); import models as b; "
-                f"print(json.dumps(b.bench_one(*json.loads({args!r}))))")
+        code = (
+            f"import json, sys; sys.path.insert(0, {here!r}); import models as b; "
+            f"print(json.dumps(b.bench_one(*json.loads({args!r}))))"
+        )
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"{name:<12} {str(tuple(shape)):<22} {r['params_m']:7.2f}M {r['clips_per_s']:8.2f} clips/s "
-              f"{r['ms_per_clip']:9.1f} ms/clip  model {r['model_mib']:6.0f} MiB  peak {r['peak_mib']:6.0f} MiB", flush=True)
+        print(
+            f"{name:<12} {str(tuple(shape)):<22} {r['params_m']:7.2f}M {r['clips_per_s']:8.2f} clips/s "
+            f"{r['ms_per_clip']:9.1f} ms/clip  model {r['model_mib']:6.0f} MiB  "
+            f"peak {r['peak_mib']:6.0f} MiB",
+            flush=True,
+        )
     return rows
 
 
@@ -137,7 +154,7 @@ def naive_tam(tam, x):
         w = tam.G(z)  # [C, K]
         xs = clip * tam.L(z[None])[0].t()[:, :, None, None]  # [T, C, H, W]
         xp = F.pad(xs, (0, 0, 0, 0, 0, 0, pad, pad))  # [T + 2 pad, C, H, W]
-        outs.append(sum(w[:, j][None, :, None, None] * xp[j:j + t] for j in range(k)))
+        outs.append(sum(w[:, j][None, :, None, None] * xp[j : j + t] for j in range(k)))
     return torch.cat(outs)
 
 
@@ -178,15 +195,23 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
             diff = (ours() - naive()).abs().max().item() if check else float("nan")
             a, b = _time_pair(ours, naive, warmup, repeats)
         rows.append(dict(what=what, ours_ms=1e3 * a, naive_ms=1e3 * b, speedup=b / a, max_abs_diff=diff))
-        print(f"{what:<44} ours {1e3 * a:8.2f} ms  naive {1e3 * b:8.2f} ms  x{b / a:5.2f}  max|diff| {diff:.1e}", flush=True)
+        print(
+            f"{what:<44} ours {1e3 * a:8.2f} ms  naive {1e3 * b:8.2f} ms  "
+            f"x{b / a:5.2f}  max|diff| {diff:.1e}",
+            flush=True,
+        )
 
     tam = TAM(64, num_segments=8).eval()
     x = torch.randn(8 * 8, 64, 56, 56)  # 8 videos at R50 layer1 after conv1
     row("TAM op [8x8, 64, 56, 56]", lambda: tam(x), lambda: naive_tam(tam, x), True)
     xs = torch.randn(8, 8, 16, 56, 56)  # TIN's interlaced C/4 channels of layer1's first block
     off = 4 * (torch.rand(8, 4) - 0.5)
-    row("TIN shift op [8, 8, 16, 56, 56]", lambda: tin_mod.linear_sampler(xs, off),
-        lambda: naive_linear_sampler(xs, off), True)
+    row(
+        "TIN shift op [8, 8, 16, 56, 56]",
+        lambda: tin_mod.linear_sampler(xs, off),
+        lambda: naive_linear_sampler(xs, off),
+        True,
+    )
 
     clip = torch.randn(8, 3, 8, 112, 112)
     tanet = vidlib.create_model("tanet_tiny").eval()
@@ -199,6 +224,7 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
             return tanet(clip)
         finally:
             TAM.forward = forward
+
     row("tanet_tiny forward [8, 3, 8, 112, 112]", ours_tanet, naive_tanet, True)
 
     tin = vidlib.create_model("tin_tiny").eval()
@@ -211,6 +237,7 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
             return tin(clip)
         finally:
             tin_mod.linear_sampler = sampler
+
     row("tin_tiny forward [8, 3, 8, 112, 112]", lambda: tin(clip), naive_tin, True)
     return rows
 
@@ -225,8 +252,11 @@ def main(argv=None) -> None:
     p.add_argument("--no-naive", action="store_true", help="skip the ours-vs-naive comparison")
     p.add_argument("--json", help="write the rows to this file")
     a = p.parse_args(argv)
-    result = {"threads": a.threads, "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
-              "loadavg": os.getloadavg()}
+    result = {
+        "threads": a.threads,
+        "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "loadavg": os.getloadavg(),
+    }
     if not a.naive:
         result["models"] = run_models(a.models, a.threads, a.warmup, a.repeats)
     if not a.no_naive:

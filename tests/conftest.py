@@ -1,4 +1,5 @@
 """Shared fixtures: a 12-video, 3-class dataset of 32x32 px clips that every engine and CLI test trains on."""
+
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def make_tiny_data(root: Path) -> Path:
                 frames = rng.integers(0, 60, (16, 32, 32, 3), dtype=np.uint8)
                 for t in range(16):
                     x = {0: 2 + t, 1: 26 - t, 2: 14}[label]
-                    frames[t, 12:20, x:x + 6] = 250
+                    frames[t, 12:20, x : x + 6] = 250
                 rel = f"videos/{split}_{label}_{i}.mp4"
                 write_video(root / rel, frames, fps=8)
                 lists[split].append(f"{rel} {label}\n")

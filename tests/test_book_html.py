@@ -1,10 +1,11 @@
 """The rendered book, checked as a reader sees it: static HTML checks, then headless Chromium.
 
 Needs a built book (``make book`` or ``make book QUICK=1``; ``make test`` builds the quick one first).
-``VIDLIB_BOOK_HTML`` points at another build folder, ``VIDLIB_BOOK_TOC`` at another toc. The browser
-tests need Chromium (Debian package ``chromium``). Outside CI a missing book or a missing Chromium skips these tests; under CI (``CI`` set,
-as ``.ci/run`` does) or with ``VIDLIB_REQUIRE_BROWSER=1`` both are failures.
+``VIDLIB_BOOK_HTML`` points at another build folder, ``VIDLIB_BOOK_TOC`` at another toc. The browser tests
+need Chromium (Debian package ``chromium``). Outside CI a missing book or a missing Chromium skips these
+tests; under CI (``CI`` set, as ``.ci/run`` does) or with ``VIDLIB_REQUIRE_BROWSER=1`` both are failures.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,7 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("VIDLIB_BOOK_HTML", ROOT / "_build" / "html"))
-_spec = importlib.util.spec_from_file_location("vidlib_tools_browser_check", ROOT / "tools" / "browser_check.py")
+_spec = importlib.util.spec_from_file_location(
+    "vidlib_tools_browser_check", ROOT / "tools" / "browser_check.py"
+)
 browser_check = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = browser_check  # dataclasses look their module up there
 _spec.loader.exec_module(browser_check)
@@ -65,8 +68,9 @@ def test_mathjax_is_served_locally(pages):
         assert mathjax, f"{page}.html loads no MathJax script"
         for src in mathjax:
             assert not re.match(r"(https?:)?//", src), f"{page}.html loads MathJax from the network: {src}"
-            assert (HTML / page).parent.joinpath(src.split("?")[0]).resolve().is_file(), \
+            assert (HTML / page).parent.joinpath(src.split("?")[0]).resolve().is_file(), (
                 f"{page}.html: {src} is not in the build"
+            )
         external = [s for s in srcs if re.match(r"(https?:)?//", s)]
         assert not external, f"{page}.html loads scripts from the network: {external}"
 
@@ -88,9 +92,11 @@ def test_intro_page_has_title_equations_figure_and_output(reports):
 
 # --- the checker itself, on hand-made DOMs (no browser needed) ---------------------------------
 def test_scanner_flags_raw_tex_and_tracebacks():
-    dom = ('<html><body><h1>T<a class="headerlink">#</a></h1><div class="math">\\[x^2\\]</div>'
-           '<div class="cell_input">c</div><div class="cell_output"><pre>Traceback (most recent call last)'
-           '</pre><div class="output traceback">err</div></div></body></html>')
+    dom = (
+        '<html><body><h1>T<a class="headerlink">#</a></h1><div class="math">\\[x^2\\]</div>'
+        '<div class="cell_input">c</div><div class="cell_output"><pre>Traceback (most recent call last)'
+        '</pre><div class="output traceback">err</div></div></body></html>'
+    )
     report = browser_check.scan(dom)
     assert report.title == "T" and report.math_sources == 1 and report.typeset_math == 0
     problems = " ".join(browser_check.page_problems(report))
@@ -98,18 +104,22 @@ def test_scanner_flags_raw_tex_and_tracebacks():
 
 
 def test_scanner_accepts_an_intended_error():
-    dom = ('<html><body><h1>T</h1><div class="cell tag_raises-exception"><div class="cell_input">c</div>'
-           '<div class="cell_output"><div class="output traceback"><pre>ValueError</pre></div></div></div>'
-           '</body></html>')
+    dom = (
+        '<html><body><h1>T</h1><div class="cell tag_raises-exception"><div class="cell_input">c</div>'
+        '<div class="cell_output"><div class="output traceback"><pre>ValueError</pre></div></div></div>'
+        "</body></html>"
+    )
     assert browser_check.page_problems(browser_check.scan(dom)) == []
 
 
 def test_scanner_accepts_a_typeset_page():
-    dom = ('<html><head><script src="../_static/mathjax/tex-chtml.js"></script></head><body><h1>T</h1>'
-           '<p>code <code>$$ok$$</code></p><span class="math"><mjx-container>'
-           '<mjx-assistive-mml>x</mjx-assistive-mml></mjx-container></span>'
-           '<div class="cell_input">c</div><div class="cell_output"><img src="a.png"><pre>1</pre></div>'
-           '</body></html>')
+    dom = (
+        '<html><head><script src="../_static/mathjax/tex-chtml.js"></script></head><body><h1>T</h1>'
+        '<p>code <code>$$ok$$</code></p><span class="math"><mjx-container>'
+        "<mjx-assistive-mml>x</mjx-assistive-mml></mjx-container></span>"
+        '<div class="cell_input">c</div><div class="cell_output"><img src="a.png"><pre>1</pre></div>'
+        "</body></html>"
+    )
     report = browser_check.scan(dom)
     assert browser_check.page_problems(report) == []
     assert report.output_images == 1 and report.typeset_math == 1

@@ -4,6 +4,7 @@
 exit status, that stderr is one ``error:`` line without a traceback, and that it names the file, key or
 value. ``test_skipped_and_missing_videos_are_counted`` checks the reports when two videos of a list are bad.
 """
+
 import json
 import shutil
 from pathlib import Path
@@ -11,14 +12,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL, make_tiny_data
 
 import vidlib
-from conftest import SMALL, make_tiny_data
 from vidlib.data import write_video
 from vidlib.engine.checkpoint import atomic_save
 from vidlib.engine.cli import main as cli_main
 
-FAST = ["--epochs", "1", "--batch-size", "4", "--model-kw", "num_frames=4", "--amp", "off", "--backend", "pyav"]
+FAST = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--model-kw",
+    "num_frames=4",
+    "--amp",
+    "off",
+    "--backend",
+    "pyav",
+]
 FAST += [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
 
 
@@ -36,12 +48,15 @@ def env(tmp_path_factory):
         return d
 
     e["no_label_map"] = variant("no_label_map", lambda d: (d / "label_map.txt").unlink())
-    e["ten_classes"] = variant("ten_classes", lambda d: (d / "label_map.txt").write_text(
-        "".join(f"c{i}\n" for i in range(10))))
+    e["ten_classes"] = variant(
+        "ten_classes", lambda d: (d / "label_map.txt").write_text("".join(f"c{i}\n" for i in range(10)))
+    )
     e["empty_video"] = variant("empty_video", lambda d: (d / "videos/train_0_1.mp4").write_bytes(b""))
     e["missing_video"] = variant("missing_video", lambda d: (d / "videos/val_1_0.mp4").unlink())
-    e["bad_label"] = variant("bad_label", lambda d: (d / "val.txt").write_text(
-        (d / "val.txt").read_text() + "videos/val_0_0.mp4 7\n"))
+    e["bad_label"] = variant(
+        "bad_label",
+        lambda d: (d / "val.txt").write_text((d / "val.txt").read_text() + "videos/val_0_0.mp4 7\n"),
+    )
 
     def truncate(d: Path) -> None:  # an mp4 with its index (moov) at the front, cut in the middle
         frames = np.random.default_rng(0).integers(0, 255, (74, 32, 32, 3), dtype=np.uint8)
@@ -54,8 +69,13 @@ def env(tmp_path_factory):
 
     def model_ckpt(name, n_classes, **extra):
         net = vidlib.create_model("tsn_tiny", num_classes=n_classes, num_frames=4)
-        ck = dict(format="vidlib-train-2", model_name="tsn_tiny", model_kwargs=dict(num_classes=n_classes,
-                  num_frames=4), model=net.state_dict(), **extra)
+        ck = dict(
+            format="vidlib-train-2",
+            model_name="tsn_tiny",
+            model_kwargs=dict(num_classes=n_classes, num_frames=4),
+            model=net.state_dict(),
+            **extra,
+        )
         return atomic_save(ck, root / name)
 
     e["ck24"] = model_ckpt("ck24.pth", 24)
@@ -84,49 +104,130 @@ def _write_faststart(path: Path, frames: np.ndarray) -> None:
 
 
 def _train(data_key, *extra):
-    return lambda e, w: ["train", "--model", "tsn_tiny", "--data", str(e[data_key]), "--work-dir", str(w),
-                         "--results-dir", str(w.parent / "runs"), "--num-workers", "0", *FAST, *extra]
+    return lambda e, w: [
+        "train",
+        "--model",
+        "tsn_tiny",
+        "--data",
+        str(e[data_key]),
+        "--work-dir",
+        str(w),
+        "--results-dir",
+        str(w.parent / "runs"),
+        "--num-workers",
+        "0",
+        *FAST,
+        *extra,
+    ]
 
 
 def _test(ck_key, data_key="good", *extra):
-    return lambda e, w: ["test", "--checkpoint", str(e[ck_key]), "--data", str(e[data_key]), "--num-workers", "0",
-                         "--backend", "pyav", "--mode", "val", *extra]
+    return lambda e, w: [
+        "test",
+        "--checkpoint",
+        str(e[ck_key]),
+        "--data",
+        str(e[data_key]),
+        "--num-workers",
+        "0",
+        "--backend",
+        "pyav",
+        "--mode",
+        "val",
+        *extra,
+    ]
 
 
 # (case id, argv builder (env, work dir), substrings the one-line message must contain)
 CASES = [
-    ("test: 24-class checkpoint on 3-class data", _test("ck24"),
-     ["ck24.pth has 24 classes", "good/label_map.txt has 3"]),
-    ("test: 3-class checkpoint on 10-class data", _test("ck3", "ten_classes"),
-     ["ck3.pth has 3 classes", "ten_classes/label_map.txt has 10"]),
+    (
+        "test: 24-class checkpoint on 3-class data",
+        _test("ck24"),
+        ["ck24.pth has 24 classes", "good/label_map.txt has 3"],
+    ),
+    (
+        "test: 3-class checkpoint on 10-class data",
+        _test("ck3", "ten_classes"),
+        ["ck3.pth has 3 classes", "ten_classes/label_map.txt has 10"],
+    ),
     ("train: no label_map.txt", _train("no_label_map"), ["no_label_map/label_map.txt is missing"]),
     ("test: no label_map.txt", _test("ck3", "no_label_map"), ["no_label_map/label_map.txt is missing"]),
-    ("train: empty video read in a DataLoader worker",
-     lambda e, w: _train("empty_video")(e, w)[:-len(FAST) - 2] + ["--num-workers", "2", *FAST],
-     ["empty_video/videos/train_0_1.mp4", "empty file"]),
-    ("train: truncated mp4 with its index at the front (pyav)", _train("truncated"),
-     ["truncated/videos/train_0_0.mp4", "truncated: header says 74 frames"]),
-    ("test: a text file as --checkpoint", _test("ck_text"), ["ck_text.pth is not a PyTorch checkpoint", "text"]),
-    ("test: random bytes as --checkpoint", _test("ck_random"),
-     ["ck_random.pth is not a PyTorch checkpoint", "binary data"]),
-    ("test: an mp4 as --checkpoint", _test("ck_video"), ["val_0_0.mp4 is not a PyTorch checkpoint", "MP4 video"]),
-    ("test: a checkpoint without model_name", _test("ck_no_name"),
-     ["ck_no_name.pth", "without the key(s) 'model_name'", "top-level keys", "model_kwargs"]),
-    ("train: --set optimizer.lr=abc", _train("good", "--set", "optimizer.lr=abc"),
-     ["optimizer.lr", "'abc'", "number"]),
-    ("train: --model-kw dropuot=0.5", _train("good", "--model-kw", "dropuot=0.5"),
-     ["dropuot", "tsn_tiny", "dropout"]),
-    ("flops: --shape with 7 frames for an 8-frame model",
-     lambda e, w: ["flops", "--model", "tsm_tiny", "--shape", "1", "3", "7", "64", "64"], ["(1, 3, 7, 64, 64)"]),
-    ("train: unknown model", _train("good", "--model", "tsm_tinyy"), ["unknown model 'tsm_tinyy'", "tsm_tiny"]),
-    ("train: unknown recipe", _train("good", "--recipe", "tanet_r51_k400"), ["unknown recipe 'tanet_r51_k400'"]),
-    ("train: missing data folder", lambda e, w: ["train", "--model", "tsn_tiny", "--data", str(e["root"] / "nodata"),
-                                                  "--work-dir", str(w)], ["nodata"]),
+    (
+        "train: empty video read in a DataLoader worker",
+        lambda e, w: _train("empty_video")(e, w)[: -len(FAST) - 2] + ["--num-workers", "2", *FAST],
+        ["empty_video/videos/train_0_1.mp4", "empty file"],
+    ),
+    (
+        "train: truncated mp4 with its index at the front (pyav)",
+        _train("truncated"),
+        ["truncated/videos/train_0_0.mp4", "truncated: header says 74 frames"],
+    ),
+    (
+        "test: a text file as --checkpoint",
+        _test("ck_text"),
+        ["ck_text.pth is not a PyTorch checkpoint", "text"],
+    ),
+    (
+        "test: random bytes as --checkpoint",
+        _test("ck_random"),
+        ["ck_random.pth is not a PyTorch checkpoint", "binary data"],
+    ),
+    (
+        "test: an mp4 as --checkpoint",
+        _test("ck_video"),
+        ["val_0_0.mp4 is not a PyTorch checkpoint", "MP4 video"],
+    ),
+    (
+        "test: a checkpoint without model_name",
+        _test("ck_no_name"),
+        ["ck_no_name.pth", "without the key(s) 'model_name'", "top-level keys", "model_kwargs"],
+    ),
+    (
+        "train: --set optimizer.lr=abc",
+        _train("good", "--set", "optimizer.lr=abc"),
+        ["optimizer.lr", "'abc'", "number"],
+    ),
+    (
+        "train: --model-kw dropuot=0.5",
+        _train("good", "--model-kw", "dropuot=0.5"),
+        ["dropuot", "tsn_tiny", "dropout"],
+    ),
+    (
+        "flops: --shape with 7 frames for an 8-frame model",
+        lambda e, w: ["flops", "--model", "tsm_tiny", "--shape", "1", "3", "7", "64", "64"],
+        ["(1, 3, 7, 64, 64)"],
+    ),
+    (
+        "train: unknown model",
+        _train("good", "--model", "tsm_tinyy"),
+        ["unknown model 'tsm_tinyy'", "tsm_tiny"],
+    ),
+    (
+        "train: unknown recipe",
+        _train("good", "--recipe", "tanet_r51_k400"),
+        ["unknown recipe 'tanet_r51_k400'"],
+    ),
+    (
+        "train: missing data folder",
+        lambda e, w: [
+            "train",
+            "--model",
+            "tsn_tiny",
+            "--data",
+            str(e["root"] / "nodata"),
+            "--work-dir",
+            str(w),
+        ],
+        ["nodata"],
+    ),
     ("train: a listed video is missing", _train("missing_video"), ["1 of 6 videos", "val.txt", "missing"]),
     ("train: misspelt --set key", _train("good", "--set", "optimizer.lrr=1"), ["no key 'lrr'"]),
     ("train: label out of range", _train("bad_label"), ["bad_label/val.txt", "labels out of range"]),
-    ("test: checkpoint of another model", _test("ck3", "good", "--model", "tsm_tiny"),
-     ["ck3.pth", "conv1.conv.net.weight"]),
+    (
+        "test: checkpoint of another model",
+        _test("ck3", "good", "--model", "tsm_tiny"),
+        ["ck3.pth", "conv1.conv.net.weight"],
+    ),
 ]
 
 
@@ -139,17 +240,25 @@ def test_bad_input(case, env, tmp_path, capsys):
     assert rc == 2, err
     lines = err.splitlines()
     assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert len(lines) == 1 or all(line.startswith("  ") for line in lines[1:]), err  # one message (+ its key list)
+    # one message (+ its key list)
+    assert len(lines) == 1 or all(line.startswith("  ") for line in lines[1:]), err
     for needle in needles:
         assert needle in err, (needle, err)
     if argv(env, work)[0] == "train" and work.exists():  # only a failure after the start leaves the work dir,
-        assert "ERROR" in (work / "log.txt").read_text().splitlines()[-1]  # with the error at the end of its log
+        # with the error at the end of its log
+        assert "ERROR" in (work / "log.txt").read_text().splitlines()[-1]
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["benchmark", "--model", "tsm_tiny", "--iters", "0"], "--iters: expected a positive integer, got 0"),
-    (["test", "--checkpoint", "x.pth", "--data", "d", "--batch-size", "-1"], "--batch-size: expected a positive"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["benchmark", "--model", "tsm_tiny", "--iters", "0"], "--iters: expected a positive integer, got 0"),
+        (
+            ["test", "--checkpoint", "x.pth", "--data", "d", "--batch-size", "-1"],
+            "--batch-size: expected a positive",
+        ),
+    ],
+)
 def test_bad_numbers_are_refused_by_the_parser(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(argv)
@@ -194,17 +303,23 @@ def test_skipped_and_missing_videos_are_counted(env, tmp_path, capsys):
     assert rc == 0
     summary = json.loads(Path(work.parent / "runs").glob("*.json").__next__().read_text())
     assert summary["missing"] == {"train": [], "val": [str(data / "videos/val_2_1.mp4")]}
-    assert summary["unreadable"]["val"] == [str(data / "videos/val_0_1.mp4")] and summary["unreadable"]["train"] == []
+    assert (
+        summary["unreadable"]["val"] == [str(data / "videos/val_0_1.mp4")]
+        and summary["unreadable"]["train"] == []
+    )
     assert (summary["num_missing"], summary["num_unreadable"]) == (1, 1)
     assert summary["val"]["num_unreadable"] == 1 and summary["val"]["num_samples"] == 4  # 6 listed - 1 - 1
     assert "1 unreadable, 1 missing: see" in out
     report = tmp_path / "report.json"
-    rc = cli_main(_test("ck3", "good", "--on-error", "skip", "--out", str(report))(dict(env, good=data), None))
+    rc = cli_main(
+        _test("ck3", "good", "--on-error", "skip", "--out", str(report))(dict(env, good=data), None)
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "6 videos, 1 unreadable, 1 missing: see the report" in out
     rep = json.loads(report.read_text())
     assert rep["unreadable"] == [str(data / "videos/val_0_1.mp4")] and rep["missing"] == [
-        str(data / "videos/val_2_1.mp4")]
+        str(data / "videos/val_2_1.mp4")
+    ]
     # a second evaluation in the same process reports the same (nothing shown "only once")
     rc = cli_main(_test("ck3", "good", "--on-error", "skip")(dict(env, good=data), None))
     assert rc == 0 and "1 unreadable, 1 missing" in capsys.readouterr().out
@@ -215,7 +330,18 @@ def test_a_skipped_training_video_is_recorded(env, tmp_path):
     data = tmp_path / "bad_train"
     shutil.copytree(env["good"], data)
     (data / "videos/train_1_2.mp4").write_bytes(b"garbage" * 50)
-    s = vidlib.engine.train("tsn_tiny", data, work_dir=tmp_path / "w", results_dir=None, verbose=False,
-                            on_error="skip", epochs=1, batch_size=4, backend="pyav", amp="off", overrides=SMALL,
-                            model_kwargs=dict(num_frames=4))
+    s = vidlib.engine.train(
+        "tsn_tiny",
+        data,
+        work_dir=tmp_path / "w",
+        results_dir=None,
+        verbose=False,
+        on_error="skip",
+        epochs=1,
+        batch_size=4,
+        backend="pyav",
+        amp="off",
+        overrides=SMALL,
+        model_kwargs=dict(num_frames=4),
+    )
     assert s["unreadable"]["train"] == [str(data / "videos/train_1_2.mp4")] and s["num_unreadable"] == 1

@@ -1,4 +1,5 @@
 """FrameCache: the same clips as decoding every time, LRU eviction within the byte budget, errors kept."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +11,24 @@ from vidlib.models._registry import make_cfg
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return syn.generate(tmp_path_factory.mktemp("syn_cache") / "a", seed=0, per_class={"train": 1, "val": 1},
-                        workers=1, verbose=False)
+    return syn.generate(
+        tmp_path_factory.mktemp("syn_cache") / "a",
+        seed=0,
+        per_class={"train": 1, "val": 1},
+        workers=1,
+        verbose=False,
+    )
 
 
-CFG = make_cfg(num_frames=8, crop_size=48, resize_short=56, test_crops=3, test_crop_size=56,
-               sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-               test_sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, twice_sample=True))
+CFG = make_cfg(
+    num_frames=8,
+    crop_size=48,
+    resize_short=56,
+    test_crops=3,
+    test_crop_size=56,
+    sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8),
+    test_sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, twice_sample=True),
+)
 
 
 @pytest.mark.parametrize("mode", ["train", "val", "test"])

@@ -1,4 +1,5 @@
 """Synthetic generator (determinism, reversal by construction) and datasets built from it."""
+
 import json
 import shutil
 
@@ -15,13 +16,21 @@ TINY = {"train": 1, "val": 1}  # 24 + 24 videos
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return syn.generate(tmp_path_factory.mktemp("syn") / "a", seed=0, per_class=TINY, workers=1, verbose=False)
+    return syn.generate(
+        tmp_path_factory.mktemp("syn") / "a", seed=0, per_class=TINY, workers=1, verbose=False
+    )
 
 
 def cfg(**kw):
-    base = dict(num_frames=8, crop_size=56, resize_short=64, test_crops=3, test_crop_size=64,
-                sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-                test_sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, twice_sample=True))
+    base = dict(
+        num_frames=8,
+        crop_size=56,
+        resize_short=64,
+        test_crops=3,
+        test_crop_size=64,
+        sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8),
+        test_sampling=dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, twice_sample=True),
+    )
     return make_cfg(**{**base, **kw})
 
 
@@ -71,7 +80,9 @@ def test_build_dataset_shapes(tiny):
     test = build_dataset(tiny, "val", cfg(), "test")
     x, _ = test[0]
     assert test.num_views == 6 and x.shape == (6, 3, 8, 64, 64)  # 2 clips (twice_sample) x 3 crops
-    dense = build_dataset(tiny, "val", cfg(sampling=dict(name="DenseSampleFrames", clip_len=1, num_clips=8)), "val")
+    dense = build_dataset(
+        tiny, "val", cfg(sampling=dict(name="DenseSampleFrames", clip_len=1, num_clips=8)), "val"
+    )
     assert dense[0][0].shape == (10, 3, 8, 56, 56)  # mmaction2's dense val pipeline has 10 clips
 
 
@@ -94,7 +105,8 @@ def test_missing_and_corrupt_videos(tiny, tmp_path):
     ds = build_dataset(root, "val", cfg(), "val", on_error="skip")
     with pytest.warns(UserWarning, match="SKIPPED"):
         x, y = ds[1]
-    assert y == -1 and x.shape == (3, 8, 56, 56) and ds.num_failed == 1  # evaluation keeps the video, label -1
+    # evaluation keeps the video, label -1
+    assert y == -1 and x.shape == (3, 8, 56, 56) and ds.num_failed == 1
     (root / recs[0].path).unlink()
     with pytest.raises(FileNotFoundError, match="1 of 24 videos"):
         build_dataset(root, "val", cfg(), "val")

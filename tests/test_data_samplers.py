@@ -1,4 +1,5 @@
 """Samplers against hand-worked mmaction2 1.2.0 cases (test mode exact, train mode within its bounds)."""
+
 import numpy as np
 import pytest
 
@@ -46,7 +47,16 @@ def test_3d_rounding_half_to_even():
 def test_3d_short_video_loops_or_repeats_last():
     # 8x8x1, N=20: max offset 0, indices 0..56 step 8
     assert SampleFrames(8, 8, 1)(20, test_mode=True).tolist() == [0, 8, 16, 4, 12, 0, 8, 16]
-    assert SampleFrames(8, 8, 1, out_of_bound_opt="repeat_last")(20, test_mode=True).tolist() == [0, 8, 16, 16, 16, 16, 16, 16]
+    assert SampleFrames(8, 8, 1, out_of_bound_opt="repeat_last")(20, test_mode=True).tolist() == [
+        0,
+        8,
+        16,
+        16,
+        16,
+        16,
+        16,
+        16,
+    ]
 
 
 # ------------------------------------------------------------------ SampleFrames, train mode (bounds)
@@ -72,7 +82,8 @@ def test_3d_train_clip_inside_video():
     s = SampleFrames(8, 8, 1)
     starts = np.array([s(100, rng=rng(i))[0] for i in range(300)])  # avg = 100 - 64 + 1 = 37
     assert starts.min() == 0 and starts.max() == 36
-    assert SampleFrames(8, 8, 1)(12, rng=rng()).tolist() == [0, 8, 4, 0, 8, 4, 0, 8]  # too short: start 0, loop
+    # too short: start 0, loop
+    assert SampleFrames(8, 8, 1)(12, rng=rng()).tolist() == [0, 8, 4, 0, 8, 4, 0, 8]
 
 
 # ------------------------------------------------------------------ DenseSampleFrames
@@ -85,7 +96,16 @@ def test_dense_test_ten_starts():
 
 
 def test_dense_short_video_wraps():
-    assert DenseSampleFrames(1, 1, 8)(40, test_mode=True).reshape(10, 8)[0].tolist() == [0, 8, 16, 24, 32, 0, 8, 16]
+    assert DenseSampleFrames(1, 1, 8)(40, test_mode=True).reshape(10, 8)[0].tolist() == [
+        0,
+        8,
+        16,
+        24,
+        32,
+        0,
+        8,
+        16,
+    ]
 
 
 def test_dense_train_start_range():

@@ -1,11 +1,21 @@
 """Transforms: mmaction2 geometry by hand, flip relabelling, normalisation, view layout, averaging."""
+
 import math
 
 import pytest
 import torch
 
-from vidlib.data import (CenterCrop, Flip, MultiScaleCrop, ResizeShort, ThreeCrop, ToModelInput, average_views,
-                         build_transform, forward_views)
+from vidlib.data import (
+    CenterCrop,
+    Flip,
+    MultiScaleCrop,
+    ResizeShort,
+    ThreeCrop,
+    ToModelInput,
+    average_views,
+    build_transform,
+    forward_views,
+)
 from vidlib.data.synthetic import CLASS_IDS, FLIP_LABEL_MAP
 from vidlib.models._registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg
 
@@ -59,7 +69,9 @@ def test_flip_relabels_direction_classes():
     v = video(2, 8, 10)
     out, label = Flip(p=1.0, flip_label_map=FLIP_LABEL_MAP)(v, CLASS_IDS.index("left_to_right"))
     assert torch.equal(out, v.flip(-1)) and label == CLASS_IDS.index("right_to_left")
-    assert Flip(p=1.0, flip_label_map=FLIP_LABEL_MAP)(v, CLASS_IDS.index("turn_ccw"))[1] == CLASS_IDS.index("turn_cw")
+    assert Flip(p=1.0, flip_label_map=FLIP_LABEL_MAP)(v, CLASS_IDS.index("turn_ccw"))[1] == CLASS_IDS.index(
+        "turn_cw"
+    )
     assert Flip(p=1.0, flip_label_map=FLIP_LABEL_MAP)(v, CLASS_IDS.index("up"))[1] == CLASS_IDS.index("up")
     out, label = Flip(p=0.0, flip_label_map=FLIP_LABEL_MAP)(v, 0)
     assert torch.equal(out, v) and label == 0
@@ -68,8 +80,14 @@ def test_flip_relabels_direction_classes():
 def test_synthetic_flip_map_is_an_involution_on_mirror_classes():
     assert all(FLIP_LABEL_MAP[FLIP_LABEL_MAP[a]] == a for a in FLIP_LABEL_MAP)
     names = {CLASS_IDS[a]: CLASS_IDS[b] for a, b in FLIP_LABEL_MAP.items()}
-    assert names == {"left_to_right": "right_to_left", "right_to_left": "left_to_right", "turn_cw": "turn_ccw",
-                     "turn_ccw": "turn_cw", "circle_cw": "circle_ccw", "circle_ccw": "circle_cw"}
+    assert names == {
+        "left_to_right": "right_to_left",
+        "right_to_left": "left_to_right",
+        "turn_cw": "turn_ccw",
+        "turn_ccw": "turn_cw",
+        "circle_cw": "circle_ccw",
+        "circle_ccw": "circle_cw",
+    }
 
 
 def test_to_model_input_scales_and_normalises():
@@ -82,8 +100,16 @@ def test_to_model_input_scales_and_normalises():
 
 
 def test_test_views_are_crop_major_then_clip():
-    cfg = make_cfg(num_frames=4, resize_short=256, crop_size=224, test_crops=3, test_crop_size=256,
-                   sampling=dict(name="SampleFrames", clip_len=1, num_clips=4), mean=None, std=None)
+    cfg = make_cfg(
+        num_frames=4,
+        resize_short=256,
+        crop_size=224,
+        test_crops=3,
+        test_crop_size=256,
+        sampling=dict(name="SampleFrames", clip_len=1, num_clips=4),
+        mean=None,
+        std=None,
+    )
     x, _ = build_transform(cfg, "test", num_frames=4)(video(8, 256, 340), 0)  # 2 sampled views of 4 frames
     assert x.shape == (6, 3, 4, 256, 256)  # [V = 3 crops x 2 clips, 3, T, H, W]
     assert x[:, 0, 0, 0, 0].tolist() == [0, 4, 0, 4, 0, 4]  # frame number: clip 0 starts at 0, clip 1 at 4
@@ -95,7 +121,8 @@ def test_average_views_by_hand():
     p0 = (math.exp(3) / (math.exp(3) + 1) + 2 / (1 + math.e)) / 3  # = 0.496819
     assert torch.allclose(average_views(s, "prob"), torch.tensor([[p0, 1 - p0]]))
     assert torch.allclose(average_views(s, "score"), torch.tensor([[1.0, 2 / 3]]))
-    assert average_views(s, "prob").argmax() == 1 and average_views(s, "score").argmax() == 0  # they can disagree
+    # they can disagree
+    assert average_views(s, "prob").argmax() == 1 and average_views(s, "score").argmax() == 0
     with pytest.raises(ValueError, match=r"\[B, V, C\]"):
         average_views(s[0])
 

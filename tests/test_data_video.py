@@ -1,4 +1,5 @@
 """VideoReader against known frames: each frame carries its number as 8 black/white bars."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,8 +39,12 @@ def test_random_access_is_frame_accurate(numbered_mp4, backend):
 
 def test_backends_agree(numbered_mp4):
     idx = [5, 80, 81, 149, 10]
-    a, b = VideoReader(numbered_mp4, "decord").get_batch(idx), VideoReader(numbered_mp4, "pyav").get_batch(idx)
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2  # same decoder, possibly different colour conversion
+    a, b = (
+        VideoReader(numbered_mp4, "decord").get_batch(idx),
+        VideoReader(numbered_mp4, "pyav").get_batch(idx),
+    )
+    # same decoder, possibly different colour conversion
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
 def test_rawframes_are_one_based(tmp_path):
@@ -84,16 +89,23 @@ def test_write_video_checks_input(tmp_path):
 def test_bad_files_name_the_file_and_the_reason(tmp_path, backend, numbered_mp4):
     import pickle
 
-    cases = {"empty.mp4": (b"", "empty file"), "text.mp4": (b"hello\n" * 40, "not a video (text)"),
-             "noise.mp4": (bytes(range(256)) * 20, "not a video container")}
+    cases = {
+        "empty.mp4": (b"", "empty file"),
+        "text.mp4": (b"hello\n" * 40, "not a video (text)"),
+        "noise.mp4": (bytes(range(256)) * 20, "not a video container"),
+    }
     data = numbered_mp4.read_bytes()
     cases["cut.mp4"] = (data[: len(data) // 2], "")  # moov at the end: cut before the index
     for name, (content, reason) in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(VideoReadError) as e:
             VideoReader(tmp_path / name, backend).get_batch([0])
-        assert str(e.value).startswith(str(tmp_path / name)) and reason in e.value.reason, (name, str(e.value))
-        again = pickle.loads(pickle.dumps(e.value))  # how it reaches the main process from a DataLoader worker
+        assert str(e.value).startswith(str(tmp_path / name)) and reason in e.value.reason, (
+            name,
+            str(e.value),
+        )
+        # how it reaches the main process from a DataLoader worker
+        again = pickle.loads(pickle.dumps(e.value))
         assert (again.path, again.reason, str(again)) == (e.value.path, e.value.reason, str(e.value))
 
 
@@ -114,5 +126,7 @@ def test_a_truncated_file_with_its_index_in_front_is_refused(tmp_path, backend):
             c.mux(p)
     assert len(VideoReader(path, backend)) == 60
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(VideoReadError, match=r"faststart.mp4: truncated: header says 60 frames, \d+ decodable"):
+    with pytest.raises(
+        VideoReadError, match=r"faststart.mp4: truncated: header says 60 frames, \d+ decodable"
+    ):
         VideoReader(path, backend)

@@ -1,4 +1,5 @@
 """Atomic checkpoint writes and RNG state round trips."""
+
 import os
 import random
 import signal
@@ -10,8 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidlib.engine.checkpoint import (CheckpointManager, atomic_save, get_rng_state, load_checkpoint_file,
-                                      set_rng_state)
+from vidlib.engine.checkpoint import (
+    CheckpointManager,
+    atomic_save,
+    get_rng_state,
+    load_checkpoint_file,
+    set_rng_state,
+)
 
 
 def test_atomic_save_round_trip(tmp_path):

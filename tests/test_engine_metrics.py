@@ -1,4 +1,5 @@
 """Metrics and multi-view evaluation (prob vs score averaging) against hand-computed values."""
+
 import math
 
 import numpy as np
@@ -8,14 +9,23 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from vidlib.engine import evaluate
-from vidlib.engine.metrics import (classification_report, confusion_matrix, mean_class_accuracy, per_class_accuracy,
-                                   topk_accuracy)
+from vidlib.engine.metrics import (
+    classification_report,
+    confusion_matrix,
+    mean_class_accuracy,
+    per_class_accuracy,
+    topk_accuracy,
+)
 
-SCORES = np.array([[0.1, 0.7, 0.2],   # pred 1, label 1  ok
-                   [0.6, 0.3, 0.1],   # pred 0, label 1  (label is 2nd best)
-                   [0.2, 0.3, 0.5],   # pred 2, label 2  ok
-                   [0.5, 0.1, 0.4],   # pred 0, label 0  ok
-                   [0.1, 0.2, 0.7]])  # pred 2, label 1  (label is 2nd best)
+SCORES = np.array(
+    [
+        [0.1, 0.7, 0.2],  # pred 1, label 1  ok
+        [0.6, 0.3, 0.1],  # pred 0, label 1  (label is 2nd best)
+        [0.2, 0.3, 0.5],  # pred 2, label 2  ok
+        [0.5, 0.1, 0.4],  # pred 0, label 0  ok
+        [0.1, 0.2, 0.7],  # pred 2, label 1  (label is 2nd best)
+    ]
+)
 LABELS = np.array([1, 1, 2, 0, 1])
 
 
@@ -109,8 +119,10 @@ def test_plots_return_figures():
     matplotlib.use("Agg")
     from vidlib.engine import plot_confusion, plot_curves
 
-    history = [{"epoch": 1, "train_loss": 2.0, "train_top1": 0.2, "val_top1": 0.25},
-               {"epoch": 2, "train_loss": 1.5, "train_top1": 0.4, "val_top1": None}]
+    history = [
+        {"epoch": 1, "train_loss": 2.0, "train_top1": 0.2, "val_top1": 0.25},
+        {"epoch": 2, "train_loss": 1.5, "train_top1": 0.4, "val_top1": None},
+    ]
     fig = plot_curves({"a": {"history": history}, "b": history})
     assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
     assert len(fig.axes[2].lines[0].get_xdata()) == 1  # epochs without validation are skipped
@@ -125,11 +137,15 @@ def test_pair_accuracy_asks_only_the_pair_question():
 
     pairs = [(0, 1), (2, 3)]
     labels = np.array([0, 1, 2, 3, 4])
-    scores = np.array([[0.9, 0.1, 0, 0, 0],    # pair 0/1: right
-                       [0.6, 0.4, 0, 0, 0],    # true 1 scores below its partner 0: wrong within the pair
-                       [0, 0, 0.2, 0.1, 0.7],  # top-1 wrong (class 4) but 2 > 3: right within the pair
-                       [0, 0, 0.3, 0.6, 0.1],  # right
-                       [0, 0, 0, 0, 1.0]])     # class 4 has no partner: not a pair video
+    scores = np.array(
+        [
+            [0.9, 0.1, 0, 0, 0],  # pair 0/1: right
+            [0.6, 0.4, 0, 0, 0],  # true 1 scores below its partner 0: wrong within the pair
+            [0, 0, 0.2, 0.1, 0.7],  # top-1 wrong (class 4) but 2 > 3: right within the pair
+            [0, 0, 0.3, 0.6, 0.1],  # right
+            [0, 0, 0, 0, 1.0],  # class 4 has no partner: not a pair video
+        ]
+    )
     m = pair_accuracy(scores, labels, pairs)
     assert m == dict(top1=0.6, top1_pairs=0.5, pair_acc=0.75, n_pair_videos=4)
     assert per_pair_accuracy(scores, labels, pairs, names=list("abcde")) == {"a / b": 0.5, "c / d": 1.0}

@@ -1,9 +1,11 @@
 """Parameter groups, schedules and the linear scaling rule against their sources.
 
-Sources: open-mmlab/mmaction2 @ 4d6c9347 (1.2.0): ``mmaction/engine/optimizers/tsm_optim_wrapper_constructor.py``
-(the TSM parameter groups), the configs each recipe names in ``source`` and mmengine's ``LinearLR`` /
-``CosineAnnealingLR`` / ``MultiStepLR`` (the schedules), and the ``recipe`` fields of ``results/published.yaml``.
+Sources: open-mmlab/mmaction2 @ 4d6c9347 (1.2.0):
+``mmaction/engine/optimizers/tsm_optim_wrapper_constructor.py`` (the TSM parameter groups), the configs each
+recipe names in ``source`` and mmengine's ``LinearLR`` / ``CosineAnnealingLR`` / ``MultiStepLR`` (the
+schedules), and the ``recipe`` fields of ``results/published.yaml``.
 """
+
 import math
 
 import pytest
@@ -41,7 +43,11 @@ def test_tsm_groups_match_mmaction2s_constructor():
         "first_conv_bias": ([net.stem.bias], 0.02, 0.0),
         "normal_weight": ([net.conv.weight, net.mid.weight], 0.01, 1e-4),
         "normal_bias": ([net.mid.bias], 0.02, 0.0),
-        "norm": ([net.bn.weight, net.bn.bias, net.gn.weight, net.gn.bias, net.ln.weight, net.ln.bias], 0.01, 0.0),
+        "norm": (
+            [net.bn.weight, net.bn.bias, net.gn.weight, net.gn.bias, net.ln.weight, net.ln.bias],
+            0.01,
+            0.0,
+        ),
         "last_fc_weight": ([net.fc.weight], 0.05, 1e-4),
         "last_fc_bias": ([net.fc.bias], 0.1, 0.0),
     }
@@ -122,7 +128,7 @@ def _lrs(schedule, iters, ipe):
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     sched = build_scheduler(opt, schedule, ipe)
     out = []
-    for it in range(iters):
+    for _ in range(iters):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
@@ -145,7 +151,8 @@ def test_tin_schedule_linear_warmup_then_cosine_per_iteration():
 
 
 def test_csn_schedule_epoch_warmup_times_multistep():
-    """CSN: LinearLR 0.1 over 16 epochs (epoch-wise) multiplied by MultiStep [32, 48] (mmengine chains them)."""
+    """CSN: LinearLR 0.1 over 16 epochs (epoch-wise) multiplied by MultiStep [32, 48] (mmengine chains
+    them)."""
     sched, ipe = get_recipe("ircsn_r152_ig65m_k400")["schedule"], 3
     f = [lr_factor(sched, e * ipe + 1, ipe) for e in range(58)]
     assert f[0] == pytest.approx(0.1)
@@ -178,7 +185,8 @@ def test_open_ended_phase_lasts_until_the_last_epoch():
     assert lr_factor(sched, 10, 10, epochs=5) == pytest.approx(1.0)
     assert lr_factor(sched, 30, 10, epochs=5) == pytest.approx(0.5)  # half-way through epochs 1..5
     assert lr_factor(sched, 30, 10, epochs=9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 20 / 80)))
-    assert lr_factor(sched, 5, 10, epochs=1) == pytest.approx(0.1 + 0.9 * 5 / 9)  # a 1-epoch run: warm-up only
+    # a 1-epoch run: warm-up only
+    assert lr_factor(sched, 5, 10, epochs=1) == pytest.approx(0.1 + 0.9 * 5 / 9)
     opt = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1.0)
     with pytest.raises(ValueError, match="needs the number of epochs"):
         build_scheduler(opt, sched, 10)
@@ -193,8 +201,20 @@ def test_unknown_schedule_phase_fails_early():
 @pytest.mark.parametrize("name", list_recipes())
 def test_every_recipe_is_complete(name):
     r = get_recipe(name)
-    for key in ("model", "model_kwargs", "data", "batch_size", "gpus", "base_batch_size", "epochs", "optimizer",
-                "schedule", "clip_grad", "source", "description"):
+    for key in (
+        "model",
+        "model_kwargs",
+        "data",
+        "batch_size",
+        "gpus",
+        "base_batch_size",
+        "epochs",
+        "optimizer",
+        "schedule",
+        "clip_grad",
+        "source",
+        "description",
+    ):
         assert key in r, f"{name}: no {key!r}"
     assert r["model"] in vidlib.list_models(), f"{name}: model {r['model']} is not registered"
     net = _Net()
@@ -206,16 +226,26 @@ def test_every_recipe_is_complete(name):
 def test_recipe_values_from_the_configs():
     """The values of the mmaction2 configs (and published.yaml ``recipe``) that the recipes transcribe."""
     t = get_recipe("tanet_r50_k400")
-    assert (t["optimizer"]["lr"], t["optimizer"]["weight_decay"], t["clip_grad"], t["epochs"]) == (0.01, 1e-4, 20, 100)
+    assert (t["optimizer"]["lr"], t["optimizer"]["weight_decay"], t["clip_grad"], t["epochs"]) == (
+        0.01,
+        1e-4,
+        20,
+        100,
+    )
     assert t["data"]["sampling"]["name"] == "DenseSampleFrames" and t["data"]["test_crops"] == 3
     s = get_recipe("tin_r50_sthv1")
     opt = s["optimizer"]
     assert (opt["lr"], opt["weight_decay"], s["clip_grad"], s["batch_size"]) == (0.01, 5e-4, 20, 6)
     assert s["data"]["flip"] == 0 and get_recipe("tin_r50_sthv2")["clip_grad"] == 40
     p = get_recipe("tpn_tsm_r50_sthv1")
-    assert p["optimizer"]["nesterov"] and p["optimizer"]["weight_decay"] == 5e-4 and p["aux_loss"]["weight"] == 0.5
+    assert (
+        p["optimizer"]["nesterov"]
+        and p["optimizer"]["weight_decay"] == 5e-4
+        and p["aux_loss"]["weight"] == 0.5
+    )
     c = get_recipe("ipcsn_r152_ig65m_k400")
     assert c["model_kwargs"]["bn_frozen"] and c["optimizer"]["lr"] == 5e-4 and c["base_batch_size"] == 96
     assert get_recipe("tanet_r50_sthv1_16f")["data"]["test_crops"] == 1  # test_pipeline = val_pipeline
     for name in ("tanet_r50_sthv1_8f", "tanet_r50_sthv1_16f", "tin_r50_sthv1", "tpn_tsm_r50_sthv1"):
-        assert get_recipe(name)["model_kwargs"]["dataset"] == "sthv1", name  # the protocol is named, not implied
+        # the protocol is named, not implied
+        assert get_recipe(name)["model_kwargs"]["dataset"] == "sthv1", name

@@ -1,4 +1,5 @@
 """Something-Something recipes read rawframe folders: the recipe's file keys reach build_dataset."""
+
 import numpy as np
 import pytest
 from PIL import Image

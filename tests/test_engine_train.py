@@ -3,26 +3,39 @@
 All runs use a 12-video, 3-class dataset of 32x32 px clips written here and 4-frame tiny models on one
 thread, so that every run takes seconds and is bit-for-bit deterministic on CPU.
 """
+
 import json
 import os
-from dataclasses import replace
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import SMALL
 
 import vidlib
-from conftest import SMALL
 from vidlib.engine import NonFiniteLossError, TrainConfig, Trainer, train
 from vidlib.engine.checkpoint import load_checkpoint_file
 from vidlib.engine.cli import main as cli_main
 
-RUN = dict(recipe="synthetic_tiny", epochs=3, batch_size=4, seed=3, amp="off", num_workers=0, verbose=False,
-           results_dir=None, progress=False, model_kwargs=dict(num_frames=4), backend="pyav")
+RUN = dict(
+    recipe="synthetic_tiny",
+    epochs=3,
+    batch_size=4,
+    seed=3,
+    amp="off",
+    num_workers=0,
+    verbose=False,
+    results_dir=None,
+    progress=False,
+    model_kwargs=dict(num_frames=4),
+    backend="pyav",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -39,12 +52,28 @@ def _comparable(history):
 
 def test_train_summary_contents(tiny_data, tmp_path):
     before = torch.are_deterministic_algorithms_enabled()
-    s = train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1,
-              "results_dir": tmp_path / "runs"}, name="tsn_run")
-    assert torch.are_deterministic_algorithms_enabled() == before  # train() does not leak its determinism flag
+    s = train(
+        "tsn_tiny",
+        tiny_data,
+        work_dir=tmp_path / "w",
+        overrides=SMALL,
+        **{**RUN, "epochs": 1, "results_dir": tmp_path / "runs"},
+        name="tsn_run",
+    )
+    # train() does not leak its determinism flag
+    assert torch.are_deterministic_algorithms_enabled() == before
     assert [h["epoch"] for h in s["history"]] == [1]
     h = s["history"][0]
-    for k in ("train_loss", "train_top1", "lr", "val_top1", "val_top5", "val_mean_class_acc", "val_loss", "time_s"):
+    for k in (
+        "train_loss",
+        "train_top1",
+        "lr",
+        "val_top1",
+        "val_top5",
+        "val_mean_class_acc",
+        "val_loss",
+        "time_s",
+    ):
         assert k in h, k
     assert len(s["val"]["confusion_matrix"]) == 3 and len(s["val"]["preds"]) == len(s["val"]["labels"]) == 6
     assert s["classes"] == ["right", "left", "still"] and s["model_kwargs"]["num_classes"] == 3
@@ -63,11 +92,18 @@ def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_not
 
     runs = [dict(model="tsm_tiny", seed=0), dict(model="tanet_tiny", seed=1)]
     base = TrainConfig(**dict(RUN, data=tiny_data, overrides=SMALL, epochs=2))
-    par = train_many([replace(base, **r, work_dir=tmp_path / f"p{i}", frame_cache=True) for i, r in enumerate(runs)],
-                     processes=2, threads=1)
+    par = train_many(
+        [replace(base, **r, work_dir=tmp_path / f"p{i}", frame_cache=True) for i, r in enumerate(runs)],
+        processes=2,
+        threads=1,
+    )
     seq = [train(replace(base, **r, work_dir=tmp_path / f"s{i}")) for i, r in enumerate(runs)]
     for p, q in zip(par, seq):
-        assert p["model"] == q["model"] and p["seed"] == q["seed"] and p["parallel"] == dict(processes=2, threads=1)
+        assert (
+            p["model"] == q["model"]
+            and p["seed"] == q["seed"]
+            and p["parallel"] == dict(processes=2, threads=1)
+        )
         assert _comparable(p["history"]) == _comparable(q["history"])
         assert p["val"]["scores"] == q["val"]["scores"]
         a, b = p.model.state_dict(), q.model.state_dict()
@@ -82,7 +118,9 @@ def test_default_processes_cores_gpu_and_memory(monkeypatch):
     from vidlib.engine import parallel
 
     monkeypatch.setattr(parallel, "_cores", lambda: 2)
-    assert parallel.default_processes(9, "cpu") == 2 and parallel.default_processes(1, "cpu") == 1
+    assert parallel.default_processes(1, "cpu") == 1 and parallel.default_processes(4, "cpu") == 2
+    # 9 runs on 2 cores: 3 processes of one thread share them (no core idles in the last round)
+    assert parallel.default_processes(9, "cpu") == 3 and parallel.default_processes(3, "cpu") == 3
     assert parallel.default_processes(9, "cuda") == 2  # small runs share a GPU, one per core ...
     monkeypatch.setattr(parallel, "_cores", lambda: 16)
     assert parallel.default_processes(9, "cuda") == parallel.MAX_GPU_SHARING  # ... up to 8
@@ -93,7 +131,8 @@ def test_default_processes_cores_gpu_and_memory(monkeypatch):
 
 
 def test_aux_loss_follows_the_contract():
-    """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux head."""
+    """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux
+    head."""
     import torch.nn.functional as F
 
     from vidlib.engine import get_recipe
@@ -107,15 +146,23 @@ def test_aux_loss_follows_the_contract():
     loss, _ = _loss(model, x, y, weight)
     torch.manual_seed(0)
     logits, extra = model(x, return_aux=True)
-    assert loss.item() == pytest.approx((F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(extra["aux"], y)).item())
+    assert loss.item() == pytest.approx(
+        (F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(extra["aux"], y)).item()
+    )
     assert _aux_weight(vidlib.create_model("tsn_tiny", num_classes=3), get_recipe("synthetic_tiny")) is None
 
 
 def test_ema_weights_are_evaluated_and_checkpointed(tiny_data, tmp_path):
-    s = train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides={**SMALL, "ema": 0.5}, **{**RUN, "epochs": 1})
+    s = train(
+        "tsn_tiny",
+        tiny_data,
+        work_dir=tmp_path / "w",
+        overrides={**SMALL, "ema": 0.5},
+        **{**RUN, "epochs": 1},
+    )
     ck = load_checkpoint_file(tmp_path / "w" / "last.pth")
     assert ck["ema"] is not None and int(ck["ema"]["n_averaged"]) == 3  # one update per iteration
-    ema_weights = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+    ema_weights = {k[len("module.") :]: v for k, v in ck["ema"].items() if k.startswith("module.")}
     for k, v in s.model.state_dict().items():  # the summary's model is the EMA model
         assert torch.equal(v, ema_weights[k]), k
     assert not all(torch.equal(v, ck["model"][k]) for k, v in ema_weights.items())
@@ -131,16 +178,19 @@ _KILLER = textwrap.dedent("""
         if self.state.global_iter == 5:            # epoch 2, after 2 of its 3 iterations
             os.kill(os.getpid(), signal.SIGKILL)
     T.Trainer.save = save_then_maybe_die
-    T.train("tsn_tiny", sys.argv[1], work_dir=sys.argv[2], overrides=json.loads(sys.argv[3]), save_every_iters=1,
-            **json.loads(sys.argv[4]))
+    T.train("tsn_tiny", sys.argv[1], work_dir=sys.argv[2], overrides=json.loads(sys.argv[3]),
+            save_every_iters=1, **json.loads(sys.argv[4]))
 """)
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_data, tmp_path):
     ref = train("tsn_tiny", tiny_data, work_dir=tmp_path / "ref", overrides=SMALL, **RUN)
     work = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", _KILLER, str(tiny_data), str(work), json.dumps(SMALL),
-                           json.dumps(RUN)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(tiny_data), str(work), json.dumps(SMALL), json.dumps(RUN)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     ck = load_checkpoint_file(work / "last.pth")
     st = ck["state"]
@@ -172,8 +222,11 @@ class _NaNAfter(nn.Module):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
-    net = _NaNAfter(vidlib.create_model("tsn_tiny", num_classes=3, num_frames=4), n=5)  # 3 iterations per epoch
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, iteration 2.*last good checkpoint is .*last\.pth"):
+    # 3 iterations per epoch
+    net = _NaNAfter(vidlib.create_model("tsn_tiny", num_classes=3, num_frames=4), n=5)
+    with pytest.raises(
+        NonFiniteLossError, match=r"epoch 2, iteration 2.*last good checkpoint is .*last\.pth"
+    ):
         train(net, tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **RUN)
     ck = load_checkpoint_file(tmp_path / "w" / "last.pth")
     assert ck["state"]["epoch"] == 1 and ck["state"]["global_iter"] == 3 and len(ck["state"]["history"]) == 1
@@ -207,8 +260,14 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dat
     script = tmp_path / "ddp_run.py"
     script.write_text(_DDP)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    args = ["ircsn_tiny", str(tiny_data), str(tmp_path / "ddp"), json.dumps(over), json.dumps({**cfg, "batch_size": 2}),
-            str(out)]
+    args = [
+        "ircsn_tiny",
+        str(tiny_data),
+        str(tmp_path / "ddp"),
+        json.dumps(over),
+        json.dumps({**cfg, "batch_size": 2}),
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -224,10 +283,40 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tiny_dat
 
 def test_cli_train_and_test(tiny_data, tmp_path, capsys):
     work = tmp_path / "cli"
-    rc = cli_main(["train", "--model", "tsn_tiny", "--data", str(tiny_data), "--epochs", "1", "--batch-size", "4",
-                   "--model-kw", "num_frames=4", "--set", "data.crop_size=32", "--set", "data.resize_short=32",
-                   "--set", "data.test_crop_size=32", "--work-dir", str(work), "--results-dir", str(tmp_path / "r"),
-                   "--num-workers", "0", "--backend", "pyav", "--amp", "off", "--auto-scale-lr", "--name", "c"])
+    rc = cli_main(
+        [
+            "train",
+            "--model",
+            "tsn_tiny",
+            "--data",
+            str(tiny_data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--model-kw",
+            "num_frames=4",
+            "--set",
+            "data.crop_size=32",
+            "--set",
+            "data.resize_short=32",
+            "--set",
+            "data.test_crop_size=32",
+            "--work-dir",
+            str(work),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--num-workers",
+            "0",
+            "--backend",
+            "pyav",
+            "--amp",
+            "off",
+            "--auto-scale-lr",
+            "--name",
+            "c",
+        ]
+    )
     assert rc == 0
     summary = json.loads((tmp_path / "r" / "c.json").read_text())
     # linear scaling rule: the recipe's lr for its base batch 16, run with 1 x 4
@@ -235,23 +324,61 @@ def test_cli_train_and_test(tiny_data, tmp_path, capsys):
     assert rec["base_batch_size"] == 16
     assert summary["recipe"]["optimizer"]["lr"] == pytest.approx(rec["optimizer"]["lr"] * 4 / 16)
     assert any("auto-scale-lr" in line for line in summary["overrides"])
-    rc = cli_main(["test", "--checkpoint", str(work / "last.pth"), "--data", str(tiny_data), "--mode", "test",
-                   "--num-workers", "0", "--backend", "pyav", "--out", str(tmp_path / "test.json")])
+    rc = cli_main(
+        [
+            "test",
+            "--checkpoint",
+            str(work / "last.pth"),
+            "--data",
+            str(tiny_data),
+            "--mode",
+            "test",
+            "--num-workers",
+            "0",
+            "--backend",
+            "pyav",
+            "--out",
+            str(tmp_path / "test.json"),
+        ]
+    )
     assert rc == 0 and "top1" in capsys.readouterr().out
     report = json.loads((tmp_path / "test.json").read_text())
     assert len(report["confusion_matrix"]) == 3 and report["num_samples"] == 6
 
 
 def test_cli_errors_are_clear(tiny_data, tmp_path, capsys):
-    base = ["train", "--data", str(tiny_data), "--epochs", "1", "--work-dir", str(tmp_path / "e"),
-            "--results-dir", str(tmp_path / "r"), "--num-workers", "0"]
+    base = [
+        "train",
+        "--data",
+        str(tiny_data),
+        "--epochs",
+        "1",
+        "--work-dir",
+        str(tmp_path / "e"),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--num-workers",
+        "0",
+    ]
     assert cli_main(base + ["--recipe", "tanet_r51_k400"]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe 'tanet_r51_k400'" in err and "tanet_r50_k400" in err
     assert cli_main(base + ["--model", "tsm_tinyy"]) == 2
     assert "unknown model 'tsm_tinyy'" in capsys.readouterr().err
-    assert cli_main(["train", "--data", str(tmp_path / "nodata"), "--model", "tsn_tiny", "--work-dir",
-                     str(tmp_path / "nd")]) == 2
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "nodata"),
+                "--model",
+                "tsn_tiny",
+                "--work-dir",
+                str(tmp_path / "nd"),
+            ]
+        )
+        == 2
+    )
     assert "nodata" in capsys.readouterr().err and not (tmp_path / "nd").exists()
     assert cli_main(base + ["--model", "tsn_tiny", "--model-kw", "num_classes=5"]) == 2
     err = capsys.readouterr().err
@@ -262,19 +389,41 @@ def test_cli_errors_are_clear(tiny_data, tmp_path, capsys):
 
 def test_checkpoint_of_another_model_names_the_keys(tiny_data, tmp_path, capsys):
     train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1})
-    rc = cli_main(["test", "--checkpoint", str(tmp_path / "w" / "last.pth"), "--model", "tsm_tiny", "--data",
-                   str(tiny_data), "--model-kw", "num_frames=4", "--num-workers", "0", "--backend", "pyav"])
+    rc = cli_main(
+        [
+            "test",
+            "--checkpoint",
+            str(tmp_path / "w" / "last.pth"),
+            "--model",
+            "tsm_tiny",
+            "--data",
+            str(tiny_data),
+            "--model-kw",
+            "num_frames=4",
+            "--num-workers",
+            "0",
+            "--backend",
+            "pyav",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "conv1.conv.net.weight" in err and "last.pth" in err  # tsm's shifted conv key, named with the file
 
 
 def _as_v1(ck: dict) -> dict:
-    """A checkpoint in the layout ``vidlib-train-1`` wrote (up to 17a615d): flat counters, sums in ``accum``."""
+    """A checkpoint in the layout ``vidlib-train-1`` wrote (up to 17a615d): flat counters, sums in
+    ``accum``."""
     st = ck.pop("state")
-    ck.update(format="vidlib-train-1", epoch=st["epoch"], iter_in_epoch=st["iter_in_epoch"],
-              global_iter=st["global_iter"], history=st["history"], best=st["best"],
-              accum=[st["loss_sum"], float(st["correct"]), float(st["seen"])])
+    ck.update(
+        format="vidlib-train-1",
+        epoch=st["epoch"],
+        iter_in_epoch=st["iter_in_epoch"],
+        global_iter=st["global_iter"],
+        history=st["history"],
+        best=st["best"],
+        accum=[st["loss_sum"], float(st["correct"]), float(st["seen"])],
+    )
     return ck
 
 
@@ -316,7 +465,8 @@ def dataclasses_frozen_error():
 
 
 def test_the_cli_is_built_from_the_config_fields():
-    """Every TrainConfig field with CLI settings is a `train` option with the field's help; nothing else is."""
+    """Every TrainConfig field with CLI settings is a `train` option with the field's help; nothing else
+    is."""
     from dataclasses import fields
 
     from vidlib.engine.cli import build_parser
@@ -329,8 +479,50 @@ def test_the_cli_is_built_from_the_config_fields():
     assert set(dests) == set(on_cli)
     for name, f in on_cli.items():
         assert dests[name].help == f.metadata["help"], name
-    args = parser.parse_args(["train", "--data", "d", "--set", "optimizer.lr=0.1", "--model-kw", "num_frames=4",
-                              "--no-deterministic", "--resume", "--epochs", "2"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--data",
+            "d",
+            "--set",
+            "optimizer.lr=0.1",
+            "--model-kw",
+            "num_frames=4",
+            "--no-deterministic",
+            "--resume",
+            "--epochs",
+            "2",
+        ]
+    )
     cfg = config_from_args(args)
-    assert cfg == TrainConfig(data="d", overrides={"optimizer.lr": 0.1}, model_kwargs={"num_frames": 4},
-                              deterministic=False, resume=True, epochs=2, num_workers=2)
+    assert cfg == TrainConfig(
+        data="d",
+        overrides={"optimizer.lr": 0.1},
+        model_kwargs={"num_frames": 4},
+        deterministic=False,
+        resume=True,
+        epochs=2,
+        num_workers=2,
+    )
+
+
+def test_without_a_terminal_training_logs_every_n_iterations(tiny_data, tmp_path, capsys):
+    """No tqdm bar (progress=False, as under nohup/slurm): a line every log_interval iterations.
+
+    The same lines go into log.txt.
+    """
+    run = {**RUN, "epochs": 1, "batch_size": 2, "verbose": True, "progress": False}
+    train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, log_interval=2, **run)
+    printed = [line for line in capsys.readouterr().out.splitlines() if " iter " in line]
+    logged = [line for line in (tmp_path / "w" / "log.txt").read_text().splitlines() if " iter " in line]
+    assert len(printed) == len(logged) == 3  # 6 iterations (12 videos / batch 2), every 2nd
+    pattern = r"epoch 1/1 iter \d/6 \| loss \d\.\d+ \| lr \S+ \| \d+\.\d+ s/it \| ETA"
+    assert all(re.search(pattern, x) for x in logged), logged
+    assert "amp off" in (tmp_path / "w" / "log.txt").read_text()
+
+
+def test_checkpoints_keep_normal_file_permissions(tiny_data, tmp_path):
+    train("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "w" / "last.pth").stat().st_mode & 0o777 == 0o666 & ~mask

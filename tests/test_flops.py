@@ -10,6 +10,7 @@ Which count is compared with which figure, and why:
 - plain fvcore (the default, which counts TAM's functional aggregation conv and leaves out ReLU and
   max pooling) lands within 0.3% of every published figure, well inside the 1% tolerance.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -122,7 +123,9 @@ def test_tanet_k400_flops(tanet_k400):
 def test_tanet_sthv1_flops(key):
     entry = published(key)
     model = vidlib.create_model("tanet_r50", dataset="sthv1", num_frames=entry["num_frames"])
-    assert count_flops(model, _shape(key), by_module=False).gflops == pytest.approx(entry["flops"]["value"], rel=0.01)
+    assert count_flops(model, _shape(key), by_module=False).gflops == pytest.approx(
+        entry["flops"]["value"], rel=0.01
+    )
 
 
 def test_tin_flops(tin_sthv1):

@@ -6,16 +6,16 @@ from the fill rule of :mod:`vidlib.golden` applied to the *reference* key names;
 :func:`vidlib.golden.check_golden` loads them through :func:`vidlib.weights.load_mmaction2` (strict) and
 compares every logit.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from golden import make_mmaction2_golden  # tests/golden/ (tests/ is on sys.path under pytest)
 
 from vidlib.golden import check_golden
-
-from golden import make_mmaction2_golden  # tests/golden/ (tests/ is on sys.path under pytest)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FILES = sorted(GOLDEN.glob("mmaction2_*.json"))

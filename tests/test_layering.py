@@ -3,7 +3,8 @@
 The modules are parsed with ``ast`` (nothing is imported); relative imports are resolved, and imports
 inside functions count as well (a lazy import is still a dependency). The layers, lowest first:
 
-    utils < data < weights < models < vidlib (the package's __init__) < flops | golden < engine < report | __main__
+    utils < data < weights < models < vidlib (the package's __init__) < flops | golden < engine
+          < report | figures | __main__
 
 - ``utils``: helpers for everything; ``data``: videos to tensors (never models, engine or report);
 - ``weights``: model-agnostic checkpoint reading and strict loading (no model);
@@ -11,11 +12,13 @@ inside functions count as well (a lazy import is still a dependency). The layers
 - ``vidlib``: the package's public face (``create_model``, ``list_models``, utils);
 - ``flops`` and ``golden``: measuring models (peers: neither imports the other);
 - ``engine``: training, evaluation, recipes, CLI; never report;
-- ``report`` and ``__main__``: the top (the chapters' helpers; the command line); nothing imports them.
+- ``report``, ``figures`` and ``__main__``: the top (the chapters' helpers and figures; the command line);
+  nothing imports them.
 
 A module may import modules of its own layer and of lower layers. Layers of the same rank (``|``) may
 not import each other.
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,6 +39,7 @@ LAYERS = [
     ("golden", 5, ("vidlib.golden",)),
     ("engine", 6, ("vidlib.engine",)),
     ("report", 7, ("vidlib.report",)),
+    ("figures", 7, ("vidlib.figures",)),
     ("__main__", 7, ("vidlib.__main__",)),
 ]
 
@@ -70,8 +74,10 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """``{module: {vidlib modules it imports}}`` for every ``.py`` file under ``root``."""
     files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
     modules = set(files)
-    return {m: _imports(ast.parse(p.read_text(), str(p)), m, p.name == "__init__.py", modules) - {m}
-            for m, p in files.items()}
+    return {
+        m: _imports(ast.parse(p.read_text(), str(p)), m, p.name == "__init__.py", modules) - {m}
+        for m, p in files.items()
+    }
 
 
 def layer_of(module: str) -> tuple[str, int]:
@@ -94,9 +100,15 @@ def direction_violations(graph: dict[str, set[str]]) -> list[str]:
         for target in sorted(targets):
             t_layer, t_rank = layer_of(target)
             if t_layer != layer and t_rank >= rank:
-                rule = "peer layers do not import each other" if t_rank == rank else "imports point down the layers"
-                out.append(f"{importer} (layer {layer}) imports {target} (layer {t_layer}): {rule} "
-                           f"({' < '.join(name for name, _, _ in LAYERS)})")
+                rule = (
+                    "peer layers do not import each other"
+                    if t_rank == rank
+                    else "imports point down the layers"
+                )
+                out.append(
+                    f"{importer} (layer {layer}) imports {target} (layer {t_layer}): {rule} "
+                    f"({' < '.join(name for name, _, _ in LAYERS)})"
+                )
     return out
 
 
@@ -167,7 +179,9 @@ def test_every_module_has_a_layer(graph):
 
 
 def test_every_vidlib_import_names_an_existing_module(graph):
-    missing = sorted(f"{m} imports {t}, which does not exist" for m, ts in graph.items() for t in ts if t not in graph)
+    missing = sorted(
+        f"{m} imports {t}, which does not exist" for m, ts in graph.items() for t in ts if t not in graph
+    )
     assert not missing, "\n".join(missing)
 
 
@@ -188,16 +202,31 @@ def test_imports_follow_the_layers(graph):
 
 def test_the_checker_catches_a_bad_graph():
     """A synthetic graph with a models <-> weights cycle and a data -> engine import must fail both checks."""
-    bad = {"vidlib.weights": {"vidlib.models.tam"}, "vidlib.models.tam": {"vidlib.models.resnet2d"},
-           "vidlib.models.resnet2d": {"vidlib.weights"}, "vidlib.data.dataset": {"vidlib.engine.training"},
-           "vidlib.engine.training": {"vidlib.data"}, "vidlib.flops": {"vidlib.golden"}, "vidlib.golden": set()}
-    assert find_cycles(bad) == [["vidlib.models.resnet2d", "vidlib.weights", "vidlib.models.tam",
-                                 "vidlib.models.resnet2d"]]
+    bad = {
+        "vidlib.weights": {"vidlib.models.tam"},
+        "vidlib.models.tam": {"vidlib.models.resnet2d"},
+        "vidlib.models.resnet2d": {"vidlib.weights"},
+        "vidlib.data.dataset": {"vidlib.engine.training"},
+        "vidlib.engine.training": {"vidlib.data"},
+        "vidlib.flops": {"vidlib.golden"},
+        "vidlib.golden": set(),
+    }
+    assert find_cycles(bad) == [
+        ["vidlib.models.resnet2d", "vidlib.weights", "vidlib.models.tam", "vidlib.models.resnet2d"]
+    ]
     lines = direction_violations(bad)
-    assert any(line.startswith("vidlib.data.dataset (layer data) imports vidlib.engine.training (layer engine): "
-                               "imports point down") for line in lines), lines
+    assert any(
+        line.startswith(
+            "vidlib.data.dataset (layer data) imports vidlib.engine.training (layer engine): "
+            "imports point down"
+        )
+        for line in lines
+    ), lines
     assert any(line.startswith("vidlib.weights (layer weights) imports vidlib.models.tam") for line in lines)
-    assert any("vidlib.flops (layer flops) imports vidlib.golden (layer golden): peer layers" in line for line in lines)
+    assert any(
+        "vidlib.flops (layer flops) imports vidlib.golden (layer golden): peer layers" in line
+        for line in lines
+    )
     assert not any(line.startswith(("vidlib.models.tam ", "vidlib.engine.training ")) for line in lines)
 
 
@@ -209,7 +238,14 @@ def test_relative_imports_resolve(tmp_path):
     (pkg / "utils.py").write_text("")
     (pkg / "weights.py").write_text("import torch\n")
     (pkg / "models" / "__init__.py").write_text("from . import tam\n")
-    (pkg / "models" / "tam.py").write_text("from ..weights import load\n\ndef f():\n    from .. import utils\n")
+    (pkg / "models" / "tam.py").write_text(
+        "from ..weights import load\n\ndef f():\n    from .. import utils\n"
+    )
     g = import_graph(pkg)
-    assert g == {"vidlib": {"vidlib.models"}, "vidlib.utils": set(), "vidlib.weights": set(),
-                 "vidlib.models": {"vidlib.models.tam"}, "vidlib.models.tam": {"vidlib.weights", "vidlib.utils"}}
+    assert g == {
+        "vidlib": {"vidlib.models"},
+        "vidlib.utils": set(),
+        "vidlib.weights": set(),
+        "vidlib.models": {"vidlib.models.tam"},
+        "vidlib.models.tam": {"vidlib.weights", "vidlib.utils"},
+    }

@@ -4,6 +4,7 @@ A new model family gets these checks by registering its ``*_tiny`` variant: outp
 input dtype and shape errors, the ``default_cfg`` keys and a FLOP count. Family-specific behaviour
 (clip lengths, protocols, loaders, hand-worked operators) stays in the family's own test file.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -19,11 +20,25 @@ from vidlib.models import CFG_KEYS
 TINY = vidlib.list_models("*_tiny")
 NUM_CLASSES = 5
 #: The keys CONTRIBUTING.md's "Model contract" lists for ``model.default_cfg``.
-CONTRACT_CFG_KEYS = ("num_frames", "input_size", "crop_size", "resize_short", "sampling", "test_sampling",
-                     "test_crops", "test_crop_size", "mean", "std", "value_scale", "average_clips")
+CONTRACT_CFG_KEYS = (
+    "num_frames",
+    "input_size",
+    "crop_size",
+    "resize_short",
+    "sampling",
+    "test_sampling",
+    "test_crops",
+    "test_crop_size",
+    "mean",
+    "std",
+    "value_scale",
+    "average_clips",
+)
 #: Operators whose MACs matter: an uncounted one would make a FLOP count wrong, not just incomplete.
-MATRIX_OPS = re.compile(r"aten::(_?convolution|conv\w*|linear|addmm|mm|bmm|baddbmm|matmul|einsum|"
-                        r"scaled_dot_product_attention|_native_multi_head_attention)")
+MATRIX_OPS = re.compile(
+    r"aten::(_?convolution|conv\w*|linear|addmm|mm|bmm|baddbmm|matmul|einsum|"
+    r"scaled_dot_product_attention|_native_multi_head_attention)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +51,8 @@ def _one_thread():
 
 
 def _model_and_clip(name: str, batch: int = 2) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The model with ``NUM_CLASSES`` classes and a clip ``[batch, *default_cfg["input_size"]]`` (its own T, H, W)."""
+    """The model with ``NUM_CLASSES`` classes and a clip ``[batch, *default_cfg["input_size"]]`` (its own T,
+    H, W)."""
     torch.manual_seed(0)
     model = vidlib.create_model(name, num_classes=NUM_CLASSES)
     return model, torch.rand(batch, *model.default_cfg["input_size"])
@@ -47,8 +63,20 @@ def _returns_aux(model: torch.nn.Module) -> bool:
 
 
 def test_every_family_has_a_tiny_variant():
-    assert {"tsn_tiny", "tsm_tiny", "tanet_tiny", "tin_tiny", "slowonly_tiny", "r3d_tiny", "ircsn_tiny", "ipcsn_tiny",
-            "tpn_slowonly_tiny", "tpn_tsm_tiny", "stam_tiny", "stam_mean_tiny"} <= set(TINY)
+    assert {
+        "tsn_tiny",
+        "tsm_tiny",
+        "tanet_tiny",
+        "tin_tiny",
+        "slowonly_tiny",
+        "r3d_tiny",
+        "ircsn_tiny",
+        "ipcsn_tiny",
+        "tpn_slowonly_tiny",
+        "tpn_tsm_tiny",
+        "stam_tiny",
+        "stam_mean_tiny",
+    } <= set(TINY)
 
 
 def test_contract_cfg_keys_are_the_registry_keys():
@@ -96,7 +124,9 @@ def test_wrong_shapes_raise_value_error_naming_the_shape(name):
 def test_uint8_clip_raises_type_error_naming_the_dtype(name):
     model, x = _model_and_clip(name, batch=1)
     clip = (x * 255).to(torch.uint8)  # what a video reader returns
-    with pytest.raises(TypeError, match=r"expected a floating-point clip \[B, 3, T, H, W\].*got torch\.uint8"):
+    with pytest.raises(
+        TypeError, match=r"expected a floating-point clip \[B, 3, T, H, W\].*got torch\.uint8"
+    ):
         model.eval()(clip)
 
 
@@ -120,6 +150,9 @@ def test_flops_are_counted(name):
 
 
 def test_unknown_keyword_names_what_the_entrypoint_takes():
-    with pytest.raises(TypeError, match=r"tsn_tiny\(\) got unexpected keyword arguments \['dropuot'\] "
-                                        r"\('dropuot': did you mean 'dropout'\?\); tsn_tiny takes: .*imagenet_init"):
+    with pytest.raises(
+        TypeError,
+        match=r"tsn_tiny\(\) got unexpected keyword arguments \['dropuot'\] "
+        r"\('dropuot': did you mean 'dropout'\?\); tsn_tiny takes: .*imagenet_init",
+    ):
         vidlib.create_model("tsn_tiny", dropuot=0.5)

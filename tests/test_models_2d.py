@@ -5,6 +5,7 @@ model shares (output shape, gradients, input dtype and shape errors, cfg keys, F
 ``test_model_contract.py``; here: exact parameter counts (against ``results/published.yaml``), the
 dataset protocols, shapes and the temporal operators on hand-worked tensors.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,16 +27,19 @@ def test_all_registered():
 
 
 # --- exact parameter counts (published.yaml <key>.params.recount) --------------------------------
-@pytest.mark.parametrize("name, kwargs, key", [
-    ("tsn_r50", dict(num_classes=400), "tsn_r50_k400"),
-    ("tsm_r50", dict(num_classes=400), "tsm_r50_k400"),
-    ("tanet_r50", dict(dataset="k400"), "tanet_r50_k400"),
-    ("tanet_r50", dict(dataset="sthv1", num_frames=8), "tanet_r50_sthv1_8f"),
-    ("tanet_r50", dict(dataset="sthv1", num_frames=16), "tanet_r50_sthv1_16f"),
-    ("tin_r50", dict(dataset="sthv1"), "tin_r50_sthv1"),
-    ("tin_r50", dict(dataset="sthv2"), "tin_r50_sthv2"),
-    ("tin_r50", dict(dataset="k400"), "tin_r50_k400"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, key",
+    [
+        ("tsn_r50", dict(num_classes=400), "tsn_r50_k400"),
+        ("tsm_r50", dict(num_classes=400), "tsm_r50_k400"),
+        ("tanet_r50", dict(dataset="k400"), "tanet_r50_k400"),
+        ("tanet_r50", dict(dataset="sthv1", num_frames=8), "tanet_r50_sthv1_8f"),
+        ("tanet_r50", dict(dataset="sthv1", num_frames=16), "tanet_r50_sthv1_16f"),
+        ("tin_r50", dict(dataset="sthv1"), "tin_r50_sthv1"),
+        ("tin_r50", dict(dataset="sthv2"), "tin_r50_sthv2"),
+        ("tin_r50", dict(dataset="k400"), "tin_r50_k400"),
+    ],
+)
 def test_param_count_is_exact(name, kwargs, key):
     model = vidlib.create_model(name, **kwargs)
     assert vidlib.num_params(model) == published(key)["params"]["recount"]
@@ -60,11 +64,16 @@ def test_default_cfg_samplers_build(name):
         assert len(build_sampler(cfg[key])(300, test_mode=key == "test_sampling")) >= cfg["num_frames"]
 
 
-@pytest.mark.parametrize("name, dataset, key, dropout", [
-    ("tanet_r50", "k400", "tanet_r50_k400", 0.5), ("tanet_r50", "sthv1", "tanet_r50_sthv1_8f", 0.6),
-    ("tin_r50", "k400", "tin_r50_k400", 0.5), ("tin_r50", "sthv1", "tin_r50_sthv1", 0.8),
-    ("tin_r50", "sthv2", "tin_r50_sthv2", 0.8),
-])
+@pytest.mark.parametrize(
+    "name, dataset, key, dropout",
+    [
+        ("tanet_r50", "k400", "tanet_r50_k400", 0.5),
+        ("tanet_r50", "sthv1", "tanet_r50_sthv1_8f", 0.6),
+        ("tin_r50", "k400", "tin_r50_k400", 0.5),
+        ("tin_r50", "sthv1", "tin_r50_sthv1", 0.8),
+        ("tin_r50", "sthv2", "tin_r50_sthv2", 0.8),
+    ],
+)
 def test_dataset_selects_the_protocol(name, dataset, key, dropout):
     model = vidlib.create_model(name, dataset=dataset)
     entry = published(key)
@@ -79,7 +88,8 @@ def test_num_classes_only_sizes_the_head():
         assert model.default_cfg["published"] == f"{name}_k400" and model.cls_head.fc_cls.out_features == 174
         assert model.cls_head.dropout.p == 0.5
     sth = vidlib.create_model("tanet_r50", dataset="sthv1", num_classes=10, num_frames=16)
-    assert sth.default_cfg["published"] == "tanet_r50_sthv1_16f" and sth.default_cfg["test_crops"] == 1  # test = val
+    # test = val
+    assert sth.default_cfg["published"] == "tanet_r50_sthv1_16f" and sth.default_cfg["test_crops"] == 1
     assert sth.cls_head.fc_cls.out_features == 10 and sth.default_cfg["flip_label_map"][2] == 4
     assert vidlib.create_model("tanet_r50").default_cfg["sampling"]["name"] == "DenseSampleFrames"
 
@@ -111,7 +121,7 @@ def test_eval_logits_are_the_mean_of_frame_logits():
     model = vidlib.create_model("tsn_tiny", num_classes=6).eval()
     x = torch.randn(2, 3, 5, 64, 64)
     with torch.no_grad():
-        per_frame = [model(x[:, :, i:i + 1]) for i in range(5)]  # TSN: every frame alone
+        per_frame = [model(x[:, :, i : i + 1]) for i in range(5)]  # TSN: every frame alone
         assert torch.allclose(model(x), torch.stack(per_frame).mean(0), atol=1e-6)
 
 
@@ -186,7 +196,9 @@ def test_tin_gradcheck_offsets():
     assert torch.autograd.gradcheck(linear_sampler, (x, offset))
     assert torch.autograd.gradcheck(linear_sampler, (x, offset, scale))
     with torch.no_grad():
-        assert torch.allclose(linear_sampler(x, offset, scale), linear_sampler(x, offset) * scale[..., None, None])
+        assert torch.allclose(
+            linear_sampler(x, offset, scale), linear_sampler(x, offset) * scale[..., None, None]
+        )
 
 
 def test_tin_initialisation():
@@ -205,7 +217,7 @@ def _tam_naive(tam: TAM, x: torch.Tensor) -> torch.Tensor:
     n = x.shape[0] // t
     out = torch.empty_like(x)
     for v in range(n):
-        clip = x[v * t:(v + 1) * t]  # [T, C, H, W]
+        clip = x[v * t : (v + 1) * t]  # [T, C, H, W]
         z = clip.mean(dim=(2, 3)).t()  # [C, T]
         kernels = tam.G(z)  # [C, K]
         s = tam.L(z[None])[0]  # [C, T]

@@ -7,6 +7,7 @@ on the tiny variants and small inputs. The FLOPs of the two 152-layer CSNs at th
 (32x256^2) take 35-75 s each on 2 CPU cores and are marked ``slow``; ir-CSN-50 stands for them in
 the default run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,15 @@ from vidlib.report import published
 from vidlib.weights import CheckpointError, load_mmaction2
 
 TINY_3D = ["slowonly_tiny", "r3d_tiny", "ircsn_tiny", "ipcsn_tiny", "tpn_slowonly_tiny", "tpn_tsm_tiny"]
-NAMES_3D = TINY_3D + ["slowonly_r50", "r3d_r50", "tpn_slowonly_r50", "tpn_tsm_r50", "ircsn_r50", "ircsn_r152",
-                      "ipcsn_r152"]
+NAMES_3D = TINY_3D + [
+    "slowonly_r50",
+    "r3d_r50",
+    "tpn_slowonly_r50",
+    "tpn_tsm_r50",
+    "ircsn_r50",
+    "ircsn_r152",
+    "ipcsn_r152",
+]
 
 
 def _bns(model):
@@ -55,13 +63,16 @@ def test_default_cfg_points_at_a_published_entry(name):
 
 
 # ------------------------------------------------------------------------------ exact parameters
-@pytest.mark.parametrize("name, num_classes, key", [
-    ("tpn_slowonly_r50", 400, "tpn_slowonly_r50_k400"),
-    ("tpn_tsm_r50", 174, "tpn_tsm_r50_sthv1"),
-    ("ircsn_r152", 400, "ircsn_r152_ig65m_bnfrozen_k400"),
-    ("ipcsn_r152", 400, "ipcsn_r152_ig65m_bnfrozen_k400"),
-    ("ircsn_r50", 400, "ircsn_r50_ig65m_bnfrozen_k400"),
-])
+@pytest.mark.parametrize(
+    "name, num_classes, key",
+    [
+        ("tpn_slowonly_r50", 400, "tpn_slowonly_r50_k400"),
+        ("tpn_tsm_r50", 174, "tpn_tsm_r50_sthv1"),
+        ("ircsn_r152", 400, "ircsn_r152_ig65m_bnfrozen_k400"),
+        ("ipcsn_r152", 400, "ipcsn_r152_ig65m_bnfrozen_k400"),
+        ("ircsn_r50", 400, "ircsn_r50_ig65m_bnfrozen_k400"),
+    ],
+)
 def test_params_equal_mmaction2(name, num_classes, key):
     model = create_model(name, num_classes=num_classes)
     params = published(key)["params"]
@@ -72,7 +83,9 @@ def test_params_equal_mmaction2(name, num_classes, key):
         assert num_params(model.neck.aux_head) == params["recount"] - params["inference_only"]
 
 
-@pytest.mark.parametrize("name, key", [("ircsn_r152", "ircsn_r152_ig65m_k400"), ("ipcsn_r152", "ipcsn_r152_k400")])
+@pytest.mark.parametrize(
+    "name, key", [("ircsn_r152", "ircsn_r152_ig65m_k400"), ("ipcsn_r152", "ipcsn_r152_k400")]
+)
 def test_vmz_params_exclude_the_batchnorm_affine_parameters(name, key):
     """VMZ's model zoo prints 29.6M / 32.8M: the same nets counted without BN scale and shift."""
     model = create_model(name)
@@ -98,14 +111,22 @@ def _flops_case(name, key, style, num_classes=400):
     model = create_model(name, num_classes=num_classes)
     torch.manual_seed(0)
     result = count_flops(model, tuple(entry["input_shape"]), style=style, by_module=False)
-    assert math.isclose(result.gflops, entry["value"], rel_tol=0.01), (name, style, result.gflops, entry["value"])
+    assert math.isclose(result.gflops, entry["value"], rel_tol=0.01), (
+        name,
+        style,
+        result.gflops,
+        entry["value"],
+    )
     return result
 
 
-@pytest.mark.parametrize("name, key, num_classes", [
-    ("tpn_slowonly_r50", "tpn_slowonly_r50_k400", 400),
-    ("tpn_tsm_r50", "tpn_tsm_r50_sthv1", 174),
-])
+@pytest.mark.parametrize(
+    "name, key, num_classes",
+    [
+        ("tpn_slowonly_r50", "tpn_slowonly_r50_k400", 400),
+        ("tpn_tsm_r50", "tpn_tsm_r50_sthv1", 174),
+    ],
+)
 def test_tpn_flops_mmcv_style(name, key, num_classes):
     """mmaction2's metafile counted mmcv-style (conv/linear MACs + 2 x BN + ReLU + pool elements) with the
     auxiliary head not run; ``style="mmcv"`` reproduces it to 1e-5 (66.0146 G and 54.2029 G)."""
@@ -129,8 +150,9 @@ def test_ircsn_r50_flops():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, key", [("ircsn_r152", "ircsn_r152_ig65m_k400"),
-                                       ("ipcsn_r152", "ipcsn_r152_k400")])
+@pytest.mark.parametrize(
+    "name, key", [("ircsn_r152", "ircsn_r152_ig65m_k400"), ("ipcsn_r152", "ipcsn_r152_k400")]
+)
 def test_csn152_flops(name, key):
     _csn_flops(name, key)
 
@@ -217,7 +239,8 @@ def test_tpn_checkpoint_new_cls_is_dropped_and_reported():
     with pytest.warns(UserWarning, match="dropped checkpoint key") as record:
         dropped = load_mmaction2(other, {"state_dict": sd, "meta": {}})
     assert dropped == ["cls_head.new_cls.weight", "cls_head.new_cls.bias"]
-    assert ["cls_head.new_cls.weight" in str(w.message) for w in record] == [True, False]  # one warning per key
+    # one warning per key
+    assert ["cls_head.new_cls.weight" in str(w.message) for w in record] == [True, False]
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(other(x), model(x))
@@ -319,7 +342,9 @@ def test_inflation_kernel_values(resnet50_2d):
     assert w3.shape == (256, 512, 3, 1, 1)
     for t in range(3):
         torch.testing.assert_close(w3[:, :, t], sd2d["layer3.0.conv1.weight"] / 3, rtol=0, atol=0)
-    torch.testing.assert_close(bb.layer3[0].conv2.conv.weight[:, :, 0], sd2d["layer3.0.conv2.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        bb.layer3[0].conv2.conv.weight[:, :, 0], sd2d["layer3.0.conv2.weight"], rtol=0, atol=0
+    )
     torch.testing.assert_close(bb.conv1.conv.weight[:, :, 0], sd2d["conv1.weight"], rtol=0, atol=0)
     for name in ("weight", "bias", "running_mean", "running_var"):
         assert torch.equal(getattr(bb.layer1[0].downsample.bn, name), sd2d[f"layer1.0.downsample.1.{name}"])
@@ -335,7 +360,8 @@ def test_inflated_net_reproduces_2d_features_on_a_static_clip(resnet50_2d):
     frame = torch.randn(1, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
         f2 = nn.Sequential(*list(net2d.children())[:-2])(frame)
-        f3 = model.backbone(frame[:, :, None].expand(1, 3, 19, 32, 32).contiguous())[-1]  # [1, 2048, 19, 1, 1]
+        # [1, 2048, 19, 1, 1]
+        f3 = model.backbone(frame[:, :, None].expand(1, 3, 19, 32, 32).contiguous())[-1]
     torch.testing.assert_close(f3[:, :, 9], f2, rtol=1e-12, atol=1e-12)
     assert (f3[:, :, 0] - f2).abs().max() > 1e-3  # the clip ends see the zero padding
 
@@ -348,7 +374,13 @@ def test_inflation_errors_name_every_key(resnet50_2d):
     with pytest.raises(CheckpointError) as err:
         inflate_from_2d(create_model("slowonly_r50"), sd)
     msg = str(err.value)
-    for text in ["layer1.0.bn1.weight", "layer9.0.conv1.weight", "conv1.weight", "(64, 3, 5, 5)", "(64, 3, 7, 7)"]:
+    for text in [
+        "layer1.0.bn1.weight",
+        "layer9.0.conv1.weight",
+        "conv1.weight",
+        "(64, 3, 5, 5)",
+        "(64, 3, 7, 7)",
+    ]:
         assert text in msg
 
 
@@ -366,8 +398,12 @@ def resnet50_file(tmp_path_factory, resnet50_2d):
 
 def test_inflate_from_argument_inflates_into_tpn_slowonly(resnet50_file, resnet50_2d):
     model = create_model("tpn_slowonly_r50", inflate_from=str(resnet50_file))
-    torch.testing.assert_close(model.backbone.layer4[0].conv1.conv.weight[:, :, 1],
-                               resnet50_2d.state_dict()["layer4.0.conv1.weight"] / 3, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.backbone.layer4[0].conv1.conv.weight[:, :, 1],
+        resnet50_2d.state_dict()["layer4.0.conv1.weight"] / 3,
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_imagenet_init_argument_initialises_tpn_tsm(resnet50_file, resnet50_2d):

@@ -1,4 +1,5 @@
 """Tests for vidlib.report and the data in results/published.yaml."""
+
 from __future__ import annotations
 
 import math
@@ -12,13 +13,31 @@ from vidlib import report
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The keys the model cfgs refer to (``make_cfg(..., published=<key>)``), see CONTRIBUTING.md.
-KEYS_USED_BY_MODELS = """
-tsn_r50_k400 tsm_r50_k400 tanet_r50_k400 tanet_r50_sthv1_8f tanet_r50_sthv1_16f tin_r50_sthv1 tin_r50_sthv2
-tin_r50_k400 tpn_slowonly_r50_k400 tpn_slowonly_r50_scratch_k400 tpn_tsm_r50_sthv1 ircsn_r152_ig65m_k400
-ircsn_r152_ig65m_bnfrozen_k400 ircsn_r50_ig65m_bnfrozen_k400 ipcsn_r152_k400 ircsn_r152_k400
-ipcsn_r152_ig65m_bnfrozen_k400 ipcsn_r152_sports1m_bnfrozen_k400 ircsn_r152_sports1m_bnfrozen_k400
-stam_8_k400 stam_16_k400 stam_32_k400 stam_64_k400
-""".split()
+KEYS_USED_BY_MODELS = [
+    "tsn_r50_k400",
+    "tsm_r50_k400",
+    "tanet_r50_k400",
+    "tanet_r50_sthv1_8f",
+    "tanet_r50_sthv1_16f",
+    "tin_r50_sthv1",
+    "tin_r50_sthv2",
+    "tin_r50_k400",
+    "tpn_slowonly_r50_k400",
+    "tpn_slowonly_r50_scratch_k400",
+    "tpn_tsm_r50_sthv1",
+    "ircsn_r152_ig65m_k400",
+    "ircsn_r152_ig65m_bnfrozen_k400",
+    "ircsn_r50_ig65m_bnfrozen_k400",
+    "ipcsn_r152_k400",
+    "ircsn_r152_k400",
+    "ipcsn_r152_ig65m_bnfrozen_k400",
+    "ipcsn_r152_sports1m_bnfrozen_k400",
+    "ircsn_r152_sports1m_bnfrozen_k400",
+    "stam_8_k400",
+    "stam_16_k400",
+    "stam_32_k400",
+    "stam_64_k400",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -61,12 +80,18 @@ def test_flops_and_params_are_consistent():
         assert (b, c, t) == (1, 3, f["input_shape"][2]) and h == w in (224, 256), key
         # the printed string and the numeric value agree (value may be the raw count / 1e9)
         digits = re.sub(r"[^0-9.]", "", f["as_printed"].split("×")[0])
-        assert math.isclose(float(digits) / (1e9 if float(digits) > 1e6 else 1), f["value"], rel_tol=1e-9), key
+        assert math.isclose(float(digits) / (1e9 if float(digits) > 1e6 else 1), f["value"], rel_tol=1e-9), (
+            key
+        )
         if "recount_g" in f and "copy error" not in f.get("note", ""):
             assert math.isclose(f["recount_g"], f["value"], rel_tol=0.003), key
         p = e["params"]
         assert isinstance(p["recount"], int), key
-        if p["value"] is not None and "copy error" not in p.get("note", "") and e["params"].get("verified", True):
+        if (
+            p["value"] is not None
+            and "copy error" not in p.get("note", "")
+            and e["params"].get("verified", True)
+        ):
             decimals = len(p["as_printed"].rstrip("M").partition(".")[2]) if "M" in p["as_printed"] else 6
             assert round(p["recount"] / 1e6, decimals) == pytest.approx(p["value"]), key
 
@@ -123,9 +148,11 @@ def test_assert_close_and_glue_all():
 
 
 def test_cost_rows_compare_only_at_the_published_shape():
-    specs = [dict(label="tiny@64", model="tanet_tiny", num_frames=8, size=64, published="tanet_r50_k400"),
-             dict(label="tiny@256", model="tanet_tiny", num_frames=8, size=256, published="tanet_r50_k400"),
-             dict(label="no pub", model="tsn_tiny", num_frames=4, size=32, num_classes=10)]
+    specs = [
+        dict(label="tiny@64", model="tanet_tiny", num_frames=8, size=64, published="tanet_r50_k400"),
+        dict(label="tiny@256", model="tanet_tiny", num_frames=8, size=256, published="tanet_r50_k400"),
+        dict(label="no pub", model="tsn_tiny", num_frames=4, size=32, num_classes=10),
+    ]
     rows, md = report.cost_table(specs)
     small, at_pub, nopub = rows
     assert small["flops_ratio"] is None and small["pub_input"] == "8×256×256" and small["gflops_mmcv"] is None
@@ -134,12 +161,16 @@ def test_cost_rows_compare_only_at_the_published_shape():
     assert at_pub["num_classes"] == 400 and nopub["num_classes"] == 10 and nopub["pub_params"] is None
     assert round(at_pub["params_m"] * 1e6) == at_pub["flop_count"].params
     import vidlib
-    assert round(nopub["params_m"] * 1e6) == vidlib.num_params(vidlib.create_model("tsn_tiny", num_classes=10))
+
+    assert round(nopub["params_m"] * 1e6) == vidlib.num_params(
+        vidlib.create_model("tsn_tiny", num_classes=10)
+    )
     assert "| tiny@256 |" in md.data
 
 
 def test_model_cfgs_point_at_existing_entries_with_the_same_checkpoint():
-    """Every registered model's ``default_cfg["published"]`` exists, and its ``url`` is that entry's checkpoint."""
+    """Every registered model's ``default_cfg["published"]`` exists, and its ``url`` is that entry's
+    checkpoint."""
     import vidlib
 
     entries = report.published()
@@ -165,8 +196,9 @@ def test_recipe_rows_show_what_decides_a_result():
 
 
 def test_seed_table_means_and_extremes():
-    rows = report.seed_table({("a", 0): {"acc": 0.5}, ("a", 1): {"acc": 0.7}, ("b", 0): {"acc": 0.9}},
-                             {"acc": "accuracy"})
+    rows = report.seed_table(
+        {("a", 0): {"acc": 0.5}, ("a", 1): {"acc": 0.7}, ("b", 0): {"acc": 0.9}}, {"acc": "accuracy"}
+    )
     assert [r["model"] for r in rows] == ["a", "b"]
     assert rows[0]["acc"] == "60.0 ± 14.1" and (rows[0]["acc_min"], rows[0]["acc_max"]) == (50.0, 70.0)
 

@@ -3,6 +3,7 @@
 The checks every model shares (output shape, gradients, input errors, cfg keys, FLOPs) are in
 ``test_model_contract.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ from vidlib.weights import CheckpointError
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RTOL = 1e-8  # max|diff| <= RTOL * max(1, max|logit|): check_golden's default for the STAM files
 PARAMS = {8: 119_199_376, 16: 119_205_520, 32: 119_217_808, 64: 119_242_384}
-README_GFLOPS = {8: 135, 16: 270, 32: 540, 64: 1080}  # Linear/Conv MACs only (published.yaml stam_{T}_k400.flops)
+# Linear/Conv MACs only (published.yaml stam_{T}_k400.flops)
+README_GFLOPS = {8: 135, 16: 270, 32: 540, 64: 1080}
 WITH_ATTENTION_GFLOPS = {8: 140.8, 16: 281.6, 32: 563.1, 64: 1126.2}  # + QK^T and AV matmuls
 
 
@@ -124,8 +126,10 @@ def _temporal_gflops(model: STAM, ops) -> float:
 def stam8_flops():
     model = vidlib.create_model("stam_8")
     full = count_flops(model, (1, 3, 8, 224, 224), by_module=False)
-    frame = {ops: count_flops(_Frames(model), (1, 3, 224, 224), ops=ops, by_module=False).gflops
-             for ops in (LIN_CONV, WITH_ATTN)}
+    frame = {
+        ops: count_flops(_Frames(model), (1, 3, 224, 224), ops=ops, by_module=False).gflops
+        for ops in (LIN_CONV, WITH_ATTN)
+    }
     return model, full, frame
 
 
@@ -175,13 +179,16 @@ def test_frames_are_processed_independently_and_in_video_major_order():
     model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4).eval()
     x = torch.rand(2, 3, 4, 112, 112)
     with torch.no_grad():
-        single = torch.cat([model(x[i:i + 1]) for i in range(2)])
+        single = torch.cat([model(x[i : i + 1]) for i in range(2)])
         torch.testing.assert_close(model(x), single)
 
 
-@pytest.mark.parametrize("bad", [(2, 3, 8, 112, 112), (2, 3, 4, 96, 96), (2, 1, 4, 112, 112), (3, 4, 112, 112)])
+@pytest.mark.parametrize(
+    "bad", [(2, 3, 8, 112, 112), (2, 3, 4, 96, 96), (2, 1, 4, 112, 112), (3, 4, 112, 112)]
+)
 def test_wrong_input_shape_names_expected_and_actual(bad):
-    """STAM's position embedding fixes T and H = W as well (the generic checks are in test_model_contract.py)."""
+    """STAM's position embedding fixes T and H = W as well (the generic checks are in
+    test_model_contract.py)."""
     model = vidlib.create_model("stam_tiny", num_frames=4)
     with pytest.raises(ValueError, match=r"\[B, 3, 4, 112, 112\], got " + re.escape(str(bad))):
         model(torch.rand(bad))
@@ -256,9 +263,15 @@ def test_load_stam_pre_fix_checkpoint_needs_the_explicit_option():
 def _timm_vit(img_size=112, embed_dim=192, depth=4, num_heads=3, eps=1e-5):
     from timm.models.vision_transformer import VisionTransformer
 
-    return VisionTransformer(img_size=img_size, patch_size=16, embed_dim=embed_dim, depth=depth,
-                             num_heads=num_heads, num_classes=10,
-                             norm_layer=partial(nn.LayerNorm, eps=eps)).eval()
+    return VisionTransformer(
+        img_size=img_size,
+        patch_size=16,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        num_classes=10,
+        norm_layer=partial(nn.LayerNorm, eps=eps),
+    ).eval()
 
 
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
@@ -285,7 +298,9 @@ def test_vit_init_argument_initialises_the_spatial_vit(tmp_path):
     """``create_model(..., vit_init=path)`` is :func:`init_spatial_from_vit` on the new model."""
     vit = _timm_vit()
     torch.save(vit.state_dict(), tmp_path / "vit.pth")
-    model = vidlib.create_model("stam_tiny", num_classes=5, num_frames=4, vit_init=tmp_path / "vit.pth").eval()
+    model = vidlib.create_model(
+        "stam_tiny", num_classes=5, num_frames=4, vit_init=tmp_path / "vit.pth"
+    ).eval()
     frames = torch.rand(2, 3, 112, 112)
     with torch.no_grad():
         torch.testing.assert_close(model.forward_frames(frames), vit.forward_features(frames)[:, 0])

@@ -1,5 +1,6 @@
 """Tests of vidlib/utils.py: device choice, seeding, the VIDLIB_QUICK switch, the project root,
 source display and parameter counting."""
+
 from __future__ import annotations
 
 import inspect
@@ -67,8 +68,12 @@ def test_seed_everything_repeats_a_model_initialisation():
 @pytest.fixture
 def restore_determinism(monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     torch.use_deterministic_algorithms(False)  # start from torch's default, whatever ran before
     yield
     torch.use_deterministic_algorithms(before[0], warn_only=before[1])
@@ -162,6 +167,54 @@ def test_show_source_renders_markdown_with_the_source():
     assert "My title" in utils.show_source(vidlib.create_model, title="My title").data
 
 
+def _narrow(x):
+    """A function that fits the book's code column."""
+    return x + 1
+
+
+def _too_wide(x):
+    """A function with a line wider than the book's code column."""
+    return x + len("this string literal makes the line wider than the 88 columns of the book")
+
+
+class _Indented:
+    def method(self):
+        return "in the file, this line is 90 columns wide; displayed (dedented), it is 86"
+
+
+def _wide_lines(obj) -> list[tuple[int, int]]:
+    """(file line number, width) of the lines of ``obj`` wider than 88 columns once dedented."""
+    lines, first = inspect.getsourcelines(obj)
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    widths = [len(line.rstrip("\n")) - indent for line in lines]
+    return [(first + i, w) for i, w in enumerate(widths) if w > utils.SHOW_SOURCE_WIDTH]
+
+
+def test_show_source_refuses_lines_wider_than_the_book_column():
+    wide = _wide_lines(_too_wide)
+    assert len(wide) == 1 and 88 < wide[0][1] <= 110, wide  # one line too wide for the book, not for ruff
+    line, width = wide[0]
+    with pytest.raises(ValueError) as e:
+        utils.show_source(_too_wide)
+    msg = str(e.value)
+    assert "test_utils._too_wide" in msg, msg  # the object
+    assert "tests/test_utils.py" in msg, msg  # its file
+    assert f"line {line} ({width} columns)" in msg, msg  # the line and its length
+
+
+def test_show_source_displays_a_narrow_function():
+    assert _wide_lines(_narrow) == []
+    shown = utils.show_source(_narrow)
+    assert utils.source_of(_narrow) in shown.data and "tests/test_utils.py" in shown.data
+
+
+def test_show_source_measures_the_displayed_dedented_lines():
+    lines, _ = inspect.getsourcelines(_Indented.method)
+    assert max(len(line.rstrip("\n")) for line in lines) == 90  # too wide in the file ...
+    assert _wide_lines(_Indented.method) == []  # ... but not as displayed
+    assert "def method(self):" in utils.show_source(_Indented.method).data
+
+
 # --- num_params --------------------------------------------------------------------------------
 def test_num_params_counts_all_and_trainable():
     layer = torch.nn.Linear(3, 4)
@@ -172,8 +225,15 @@ def test_num_params_counts_all_and_trainable():
 
 
 def test_public_api_is_exported():
-    for name in ("get_device", "seed_everything", "is_quick", "project_root", "show_source", "source_of",
-                 "num_params"):
+    for name in (
+        "get_device",
+        "seed_everything",
+        "is_quick",
+        "project_root",
+        "show_source",
+        "source_of",
+        "num_params",
+    ):
         assert getattr(vidlib, name) is getattr(utils, name)
         assert inspect.getdoc(getattr(utils, name)), f"{name} needs a docstring"
 
@@ -194,10 +254,14 @@ def test_capture_outputs_records_calls_and_removes_its_hooks():
 
 
 def test_describe_file(tmp_path):
-    cases = {"empty": (b"", "an empty file"), "text": (b"hello\n", "a text file"),
-             "mp4": (b"\x00\x00\x00\x18ftypmp42" + bytes(20), "an MP4 video"),
-             "zip": (b"PK\x03\x04" + bytes(20), "a ZIP archive (the PyTorch format)"),
-             "pickle": (b"\x80\x02}q\x00.", "a pickle"), "bin": (bytes(range(256)), "binary data")}
+    cases = {
+        "empty": (b"", "an empty file"),
+        "text": (b"hello\n", "a text file"),
+        "mp4": (b"\x00\x00\x00\x18ftypmp42" + bytes(20), "an MP4 video"),
+        "zip": (b"PK\x03\x04" + bytes(20), "a ZIP archive (the PyTorch format)"),
+        "pickle": (b"\x80\x02}q\x00.", "a pickle"),
+        "bin": (bytes(range(256)), "binary data"),
+    }
     for name, (data, kind) in cases.items():
         (tmp_path / name).write_bytes(data)
         assert utils.describe_file(tmp_path / name) == kind, name

@@ -1,6 +1,7 @@
 """Tests of vidlib/weights.py (the strict loader's error messages, checkpoint reading, the mmaction2 and
 torchvision layouts) and of the loaders built on it for the original TAM and TIN repositories' layouts
 (``vidlib/models/tam.py``, ``vidlib/models/tin.py``)."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,14 @@ import torchvision
 import vidlib
 from vidlib.models.tam import load_tam_original
 from vidlib.models.tin import load_tin_original
-from vidlib.weights import (CheckpointError, init_from_torchvision, load_mmaction2, load_state_dict_strict,
-                            read_checkpoint, source_name)
+from vidlib.weights import (
+    CheckpointError,
+    init_from_torchvision,
+    load_mmaction2,
+    load_state_dict_strict,
+    read_checkpoint,
+    source_name,
+)
 
 
 class Tiny(nn.Module):
@@ -45,7 +52,9 @@ def test_strict_loader_names_an_extra_key():
 
 def test_strict_loader_names_a_wrong_shape():
     sd = {**_sd(), "fc.weight": torch.zeros(2, 4)}
-    with pytest.raises(CheckpointError, match=r"wrong shape: fc\.weight: checkpoint \(2, 4\) vs model \(2, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wrong shape: fc\.weight: checkpoint \(2, 4\) vs model \(2, 3\)"
+    ):
         load_state_dict_strict(Tiny(), sd)
 
 
@@ -97,7 +106,9 @@ def test_load_mmaction2_round_trip(tmp_path):
 
 def test_load_mmaction2_reports_wrong_head_size():
     sd = vidlib.create_model("tsm_tiny", num_classes=174).state_dict()
-    with pytest.raises(CheckpointError, match=r"cls_head\.fc_cls\.weight: checkpoint \(174, 512\) vs model \(400, 512\)"):
+    with pytest.raises(
+        CheckpointError, match=r"cls_head\.fc_cls\.weight: checkpoint \(174, 512\) vs model \(400, 512\)"
+    ):
         load_mmaction2(vidlib.create_model("tsm_tiny"), sd)
 
 
@@ -115,12 +126,23 @@ def tv_r50():
     return torchvision.models.resnet50().state_dict()
 
 
-@pytest.mark.parametrize("name, conv1, down", [
-    ("tsn_r50", "backbone.layer3.2.conv1.conv.weight", "backbone.layer2.0.downsample.bn.running_var"),
-    ("tsm_r50", "backbone.layer3.2.conv1.conv.net.weight", "backbone.layer2.0.downsample.bn.running_var"),
-    ("tanet_r50", "backbone.layer3.2.block.conv1.conv.weight", "backbone.layer2.0.block.downsample.bn.running_var"),
-    ("tin_r50", "backbone.layer3.2.conv1.conv.net2.weight", "backbone.layer2.0.downsample.bn.running_var"),
-])
+@pytest.mark.parametrize(
+    "name, conv1, down",
+    [
+        ("tsn_r50", "backbone.layer3.2.conv1.conv.weight", "backbone.layer2.0.downsample.bn.running_var"),
+        ("tsm_r50", "backbone.layer3.2.conv1.conv.net.weight", "backbone.layer2.0.downsample.bn.running_var"),
+        (
+            "tanet_r50",
+            "backbone.layer3.2.block.conv1.conv.weight",
+            "backbone.layer2.0.block.downsample.bn.running_var",
+        ),
+        (
+            "tin_r50",
+            "backbone.layer3.2.conv1.conv.net2.weight",
+            "backbone.layer2.0.downsample.bn.running_var",
+        ),
+    ],
+)
 def test_init_from_torchvision(tv_r50, name, conv1, down):
     model = vidlib.create_model(name)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -150,7 +172,10 @@ def test_init_from_torchvision_is_strict(tv_r50):
     msg = str(pytest.raises(CheckpointError, init_from_torchvision, vidlib.create_model("tsm_r50"), sd).value)
     assert "missing key (in the model, not in the checkpoint): layer1.0.conv2.bn.weight" in msg
     assert "unexpected key (in the checkpoint, not in the model): layer9.0.conv1.weight" in msg
-    with pytest.raises(CheckpointError, match=r"wrong shape: conv1\.conv\.weight: checkpoint \(64, 3, 7, 7\) vs model \(16, 3, 7, 7\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"wrong shape: conv1\.conv\.weight: checkpoint \(64, 3, 7, 7\) vs model \(16, 3, 7, 7\)",
+    ):
         init_from_torchvision(vidlib.create_model("tsm_tiny"), tv_r50)
 
 
@@ -164,7 +189,9 @@ def _to_tam_original(key: str, old_names: bool) -> str:
     k = re.sub(r"^conv1\.bn\.", "bn1.", k)
     k = re.sub(r"\.block\.conv(\d)\.conv\.", r".net.conv\1.", k)
     k = re.sub(r"\.block\.conv(\d)\.bn\.", r".net.bn\1.", k)
-    k = k.replace(".block.downsample.conv.", ".net.downsample.0.").replace(".block.downsample.bn.", ".net.downsample.1.")
+    k = k.replace(".block.downsample.conv.", ".net.downsample.0.").replace(
+        ".block.downsample.bn.", ".net.downsample.1."
+    )
     if old_names:
         k = k.replace(".tam.G.", ".self_conv.conv_f.").replace(".tam.L.", ".self_conv.conv_g.")
     return "module.base_model." + k
@@ -176,8 +203,12 @@ def _to_tin_original(key: str) -> str:
     k = key.removeprefix("backbone.")
     k = k.replace("conv1.conv.weight", "conv1.weight") if k.startswith("conv1.") else k
     k = re.sub(r"^conv1\.bn\.", "bn1.", k)
-    for mine, theirs in [("offset_net.conv", "biasnet.net.conv"), ("offset_net.fc1", "biasnet.net.fc"),
-                         ("offset_net.fc2", "biasnet.net.lastlayer"), ("weight_net.conv", "weightnet.net.lastlayer")]:
+    for mine, theirs in [
+        ("offset_net.conv", "biasnet.net.conv"),
+        ("offset_net.fc1", "biasnet.net.fc"),
+        ("offset_net.fc2", "biasnet.net.lastlayer"),
+        ("weight_net.conv", "weightnet.net.lastlayer"),
+    ]:
         k = k.replace(".conv1.conv.net1." + mine + ".", ".conv1.net1." + theirs + ".")
     k = k.replace(".conv1.conv.net2.", ".conv1.net2.")
     k = re.sub(r"\.conv(\d)\.conv\.", r".conv\1.", k)
@@ -210,7 +241,9 @@ def test_load_tin_original():
 def test_load_tin_original_names_unknown_keys():
     ours = vidlib.create_model("tin_tiny", num_classes=5).state_dict()
     theirs = {_to_tin_original(k): v for k, v in ours.items()} | {"module.consensus.w": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match=r"official TIN layout.*\n.*unexpected key .*module\.consensus\.w"):
+    with pytest.raises(
+        CheckpointError, match=r"official TIN layout.*\n.*unexpected key .*module\.consensus\.w"
+    ):
         load_tin_original(vidlib.create_model("tin_tiny", num_classes=5), theirs)
 
 
@@ -223,5 +256,11 @@ def test_weights_module_knows_no_model():
     """The paper-specific loaders live next to their models; vidlib.weights re-exports none of them."""
     import vidlib.weights as w
 
-    for name in ("load_tam_original", "load_tin_original", "inflate_from_2d", "load_stam", "tam_original_key"):
+    for name in (
+        "load_tam_original",
+        "load_tin_original",
+        "inflate_from_2d",
+        "load_stam",
+        "tam_original_key",
+    ):
         assert not hasattr(w, name), name

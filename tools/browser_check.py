@@ -8,6 +8,7 @@ reports; run this file directly for a quick look::
 
     .venv/bin/python tools/browser_check.py [_build/html]
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,14 +30,35 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
 )
 # TeX that MathJax should have replaced; code, preformatted text and scripts are ignored.
 RAW_TEX = re.compile(r"\\\[|\\\(|\$\$|\\begin\{|\\frac\{|\\mathbb\{")
 SKIP_TEXT_TAGS = {"script", "style", "pre", "code", "textarea", "kbd", "samp", "mjx-assistive-mml"}
-VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+VOID_TAGS = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 def find_chromium() -> str | None:
@@ -88,8 +110,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def dump_dom(url: str, chromium: str, budget_ms: int = 20000, timeout_s: int = 180) -> str:
     """The page's DOM after its scripts ran, from ``chromium --dump-dom`` with a fresh profile."""
     with tempfile.TemporaryDirectory(prefix="vidlib-chromium-") as profile:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-               f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
+        cmd = [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget_ms}",
+            "--dump-dom",
+            url,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0 or "<html" not in proc.stdout:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -100,15 +128,15 @@ def dump_dom(url: str, chromium: str, budget_ms: int = 20000, timeout_s: int = 1
 class PageReport:
     """What a page shows, from its DOM (see :class:`_DomScanner`)."""
 
-    built: bool = True                  # False: the page's HTML file is not in the build
-    title: str = ""                     # text of the first <h1>
-    math_sources: int = 0               # elements of class "math" (Sphinx math, before MathJax)
-    typeset_math: int = 0               # <mjx-container> elements (MathJax output)
-    code_cells: int = 0                 # executed-notebook input cells
-    outputs: int = 0                    # cell output blocks
-    output_images: int = 0              # <img> inside a cell output (figures made by code)
-    tracebacks: int = 0                 # error outputs
-    raw_tex: list = field(default_factory=list)   # text snippets that still hold TeX
+    built: bool = True  # False: the page's HTML file is not in the build
+    title: str = ""  # text of the first <h1>
+    math_sources: int = 0  # elements of class "math" (Sphinx math, before MathJax)
+    typeset_math: int = 0  # <mjx-container> elements (MathJax output)
+    code_cells: int = 0  # executed-notebook input cells
+    outputs: int = 0  # cell output blocks
+    output_images: int = 0  # <img> inside a cell output (figures made by code)
+    tracebacks: int = 0  # error outputs
+    raw_tex: list = field(default_factory=list)  # text snippets that still hold TeX
     external_scripts: list = field(default_factory=list)
 
 
@@ -162,7 +190,7 @@ class _DomScanner(HTMLParser):
         if "Traceback (most recent call last)" in data and not self._inside("tag_raises-exception"):
             self.report.tracebacks += 1
         for m in RAW_TEX.finditer(data):
-            self.report.raw_tex.append(data[max(0, m.start() - 40):m.end() + 40].strip())
+            self.report.raw_tex.append(data[max(0, m.start() - 40) : m.end() + 40].strip())
 
 
 def scan(dom: str) -> PageReport:
@@ -181,7 +209,9 @@ def page_problems(report: PageReport) -> list[str]:
     if not report.title:
         problems.append("no <h1> title")
     if report.typeset_math < report.math_sources:
-        problems.append(f"{report.math_sources} math elements but only {report.typeset_math} typeset by MathJax")
+        problems.append(
+            f"{report.math_sources} math elements but only {report.typeset_math} typeset by MathJax"
+        )
     if report.raw_tex:
         problems.append(f"raw TeX on the page: {report.raw_tex[:3]}")
     if report.tracebacks:
@@ -216,9 +246,11 @@ def main(argv: list[str]) -> int:
     for page, report in check_book(html_dir, chromium).items():
         problems = page_problems(report)
         failed |= bool(problems)
-        print(f"{page}: {'OK' if not problems else 'PROBLEMS'}  title={report.title!r} math={report.typeset_math}/"
-              f"{report.math_sources} cells={report.code_cells} outputs={report.outputs} "
-              f"figures={report.output_images}")
+        print(
+            f"{page}: {'OK' if not problems else 'PROBLEMS'}  title={report.title!r} "
+            f"math={report.typeset_math}/{report.math_sources} cells={report.code_cells} "
+            f"outputs={report.outputs} figures={report.output_images}"
+        )
         for p in problems:
             print(f"    - {p}")
     return 1 if failed else 0

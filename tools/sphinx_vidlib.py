@@ -12,6 +12,7 @@ the default mode and the quick mode that CI uses. Their outputs differ, so this 
 Changing ``nb_execution_cache_path`` changes the Sphinx configuration, so Sphinx re-reads every page
 when the mode changes.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""``python -m vidlib {train,test,flops,benchmark} ...``: the command-line interface (see vidlib.engine.cli)."""
+"""``python -m vidlib {train,test,flops,benchmark} ...``: the command-line interface (see
+vidlib.engine.cli)."""
 
 
 def main(argv=None) -> int:

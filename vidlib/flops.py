@@ -28,6 +28,7 @@ of TIN (32,962,097,536) and TANet (43,065,983,104) to within 1e-5.
 and Conv MACs). Families: ``conv``, ``linear`` (``linear``/``addmm``), ``matmul`` (``matmul``/``mm``/
 ``bmm``/``einsum``), ``attention`` (scaled_dot_product_attention), ``norm``, ``pool``, ``act``.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,12 @@ _FAMILIES = {
 }
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 _ACTS = (nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU)
-_POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
-          nn.modules.pooling._AdaptiveMaxPoolNd)
+_POOLS = (
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
 
 
 def sdpa_flop_jit(inputs, outputs) -> int:
@@ -82,8 +87,11 @@ class FlopCount:
 
     def table(self, max_depth: int = 2, min_share: float = 0.0) -> str:
         """A plain-text per-module table down to ``max_depth`` dots (modules under ``min_share`` hidden)."""
-        rows = [(k or "(total)", v) for k, v in self.by_module.items()
-                if (k.count(".") < max_depth or not k) and v >= min_share * self.gflops]
+        rows = [
+            (k or "(total)", v)
+            for k, v in self.by_module.items()
+            if (k.count(".") < max_depth or not k) and v >= min_share * self.gflops
+        ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v:10.4f} G" for k, v in rows)
 
@@ -98,7 +106,9 @@ def _as_inputs(model: nn.Module, inputs) -> tuple:
         return (x.to(p.device) if p is not None else x,)
     if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
         return tuple(inputs)
-    raise TypeError(f"count_flops: expected a shape tuple, a tensor or a tuple of tensors, got {type(inputs).__name__}")
+    raise TypeError(
+        f"count_flops: expected a shape tuple, a tensor or a tuple of tensors, got {type(inputs).__name__}"
+    )
 
 
 def _mmcv_elementwise(model: nn.Module, inputs: tuple) -> Counter:
@@ -117,10 +127,14 @@ def _mmcv_elementwise(model: nn.Module, inputs: tuple) -> Counter:
                 counts[(name, "pool")] += x.numel()
             elif isinstance(m, nn.modules.conv._ConvNd) and m.bias is not None:
                 counts[(name, "conv")] += out.numel()
+
         return fn
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if isinstance(m, _NORMS + _ACTS + _POOLS + (nn.modules.conv._ConvNd,))]
+    handles = [
+        m.register_forward_hook(hook(n))
+        for n, m in model.named_modules()
+        if isinstance(m, _NORMS + _ACTS + _POOLS + (nn.modules.conv._ConvNd,))
+    ]
     try:
         with torch.no_grad():
             model(*inputs)
@@ -137,7 +151,9 @@ def _functional_products(model: nn.Module, per: dict) -> Counter:
     mmcv's counter only sees ``Conv``/``Linear`` modules, so the products whose own module is
     anything else are removed, from that module and from all its ancestors.
     """
-    products = set().union(_FAMILIES["conv"], _FAMILIES["linear"], _FAMILIES["matmul"], _FAMILIES["attention"])
+    products = set().union(
+        _FAMILIES["conv"], _FAMILIES["linear"], _FAMILIES["matmul"], _FAMILIES["attention"]
+    )
     modules = dict(model.named_modules())
     out: Counter = Counter()
     for name, cnt in per.items():
@@ -158,7 +174,9 @@ def _analyse(model: nn.Module, inputs: tuple, by_module: bool, mmcv: bool):
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
         from fvcore.nn import FlopCountAnalysis
 
-        fa = FlopCountAnalysis(model, inputs).set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_jit)
+        fa = FlopCountAnalysis(model, inputs).set_op_handle(
+            "aten::scaled_dot_product_attention", sdpa_flop_jit
+        )
         fa.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         per = fa.by_module_and_operator() if by_module else {"": fa.by_operator()}
         unsupported = dict(fa.unsupported_ops())
@@ -171,7 +189,9 @@ def _ancestors(name: str) -> list[str]:
     return [""] + [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def count_flops(model: nn.Module, inputs, *, by_module: bool = True, ops=None, style: str = "fvcore") -> FlopCount:
+def count_flops(
+    model: nn.Module, inputs, *, by_module: bool = True, ops=None, style: str = "fvcore"
+) -> FlopCount:
     """Count the MACs of ``model(*inputs)`` with fvcore (see the module docstring for what is counted).
 
     Args:
@@ -212,11 +232,17 @@ def count_flops(model: nn.Module, inputs, *, by_module: bool = True, ops=None, s
                 table[mod][op] += n - functional.get((mod, op), 0)
     for (name, family), n in extra.items():
         if fam_ok("", family):
-            for a in (_ancestors(name) if by_module else [""]):
+            for a in _ancestors(name) if by_module else [""]:
                 table.setdefault(a, Counter())[f"{family} (mmcv)"] += n
     total = table[""]
     params = sum(p.numel() for p in model.parameters())
     gmacs = {k: sum(c.values()) / 1e9 for k, c in (table.items() if by_module else [("", total)])}
-    return FlopCount(gflops=gmacs[""], params=params, style=style, input_shapes=[tuple(t.shape) for t in inputs],
-                     by_operator={k: v / 1e9 for k, v in total.most_common()}, by_module=gmacs,
-                     unsupported=unsupported)
+    return FlopCount(
+        gflops=gmacs[""],
+        params=params,
+        style=style,
+        input_shapes=[tuple(t.shape) for t in inputs],
+        by_operator={k: v / 1e9 for k, v in total.most_common()},
+        by_module=gmacs,
+        unsupported=unsupported,
+    )

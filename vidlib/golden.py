@@ -23,6 +23,7 @@ The golden logits depend on every bit of this rule: change nothing here without 
 
 :func:`check_golden` is the whole check for one file; the tests and the chapters call it.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,15 @@ from .models import create_model
 from .models.stam import load_stam
 from .weights import load_mmaction2
 
-__all__ = ["RULE", "TOLERANCES", "fill_value", "fill_state_dict", "make_input", "GoldenResult", "check_golden"]
+__all__ = [
+    "RULE",
+    "TOLERANCES",
+    "fill_value",
+    "fill_state_dict",
+    "make_input",
+    "GoldenResult",
+    "check_golden",
+]
 
 #: The ``rule`` field of every golden JSON: this module.
 RULE = "vidlib/golden.py"
@@ -64,9 +73,7 @@ def fill_value(key: str, shape, dtype=torch.float64) -> torch.Tensor:
     u = _wave(key, n).reshape(shape)
     if key.endswith("running_var"):
         v = 0.75 + 0.25 * u
-    elif key.endswith("running_mean"):
-        v = 0.1 * u
-    elif key.endswith("bias"):
+    elif key.endswith("running_mean") or key.endswith("bias"):
         v = 0.1 * u
     elif key.endswith(".weight") and len(shape) == 1:
         v = 1.0 + 0.1 * u
@@ -111,7 +118,9 @@ def _tolerance(reference: str) -> float:
     for prefix, tol in TOLERANCES.items():
         if reference.startswith(prefix):
             return tol
-    raise ValueError(f"no default tolerance for the reference {reference!r}; pass tol= (known: {list(TOLERANCES)})")
+    raise ValueError(
+        f"no default tolerance for the reference {reference!r}; pass tol= (known: {list(TOLERANCES)})"
+    )
 
 
 def _compare(ours: torch.Tensor, expected: list, what: str, tol: float) -> float:
@@ -119,46 +128,60 @@ def _compare(ours: torch.Tensor, expected: list, what: str, tol: float) -> float
     ref = torch.tensor(expected, dtype=torch.float64)
     assert ours.shape == ref.shape, f"{what}: shape {tuple(ours.shape)} != reference {tuple(ref.shape)}"
     worst = 0.0
-    for row, (a, e) in enumerate(zip(ours, ref)):  # per clip: the CSN logits differ in magnitude between clips
+    # per clip: the CSN logits differ in magnitude between clips
+    for row, (a, e) in enumerate(zip(ours, ref)):
         err = (a - e).abs().max().item() / max(1.0, e.abs().max().item())
-        assert err <= tol, f"{what}, clip {row}: max|diff| / max(1, max|reference|) = {err:.3e} > tolerance {tol:.0e}"
+        assert err <= tol, (
+            f"{what}, clip {row}: max|diff| / max(1, max|reference|) = {err:.3e} > tolerance {tol:.0e}"
+        )
         worst = max(worst, err)
     return worst
 
 
-def check_golden(path: str | os.PathLike, *, tol: float | None = None, **model_kw) -> GoldenResult:
-    """Build the model a golden JSON names, load the filled weights strictly, and compare every logit.
+def check_golden(
+    path: str | os.PathLike,
+    *,
+    tol: float | None = None,
+    **model_kw,
+) -> GoldenResult:
+    """Build the model a golden JSON names, load the filled weights strictly, and
+    compare every logit.
 
     Args:
         path: a ``tests/golden/*.json`` file.
-        tol: relative tolerance (see :class:`GoldenResult`); default :data:`TOLERANCES` of the file's reference.
-        **model_kw: overrides of the JSON's ``kwargs`` for ``vidlib.create_model`` (e.g. ``norm_eps=1e-6``
-            to see what a deviation does).
+        tol: relative tolerance (see :class:`GoldenResult`); default :data:`TOLERANCES`
+            of the file's reference.
+        **model_kw: overrides of the JSON's ``kwargs`` for ``vidlib.create_model``
+            (e.g. ``norm_eps=1e-6`` to see what a deviation does).
 
-    The weights are filled by :func:`fill_state_dict` on the *reference's* keys and shapes, then loaded
-    strictly through the loader users call for that reference's checkpoints: :func:`vidlib.weights.load_mmaction2`
-    (which must drop no key) for mmaction2 files, :func:`vidlib.models.stam.load_stam` for the official STAM
-    layout. Model and inputs run in float64, eval mode, one input batch after another.
+    The weights are filled by :func:`fill_state_dict` on the *reference's* keys and
+    shapes, then loaded strictly through the loader users call for that reference's
+    checkpoints: :func:`vidlib.weights.load_mmaction2` (which must drop no key) for
+    mmaction2 files, :func:`vidlib.models.stam.load_stam` for the official STAM layout.
+    Model and inputs run in float64, eval mode, one input batch after another.
 
     Returns:
         a :class:`GoldenResult`.
 
     Raises:
-        AssertionError: naming the file, the input, the error and the tolerance, when a logit differs (or the
-            file does not have the expected format).
+        AssertionError: naming the file, the input, the error and the tolerance, when a
+            logit differs (or the file does not have the expected format).
         vidlib.weights.CheckpointError: when the reference's keys do not fit the model.
     """
     path = Path(path)
     data = json.loads(path.read_text())
     what = path.name
     reference = data["reference"]
-    assert data["dtype"] == "float64", f"{what}: dtype {data['dtype']!r}, expected 'float64'"
-    assert data["rule"] == RULE, f"{what}: filled by {data['rule']!r}, expected {RULE!r}"
+    dtype = data["dtype"]
+    assert dtype == "float64", f"{what}: dtype {dtype!r}, expected 'float64'"
+    rule = data["rule"]
+    assert rule == RULE, f"{what}: filled by {rule!r}, expected {RULE!r}"
     tol = _tolerance(reference) if tol is None else tol
 
     shapes = data["state_dict_shapes"]
     state_dict = fill_state_dict(shapes)
-    model = create_model(data["model"], **{**data["kwargs"], **model_kw}).double().eval()
+    kwargs = {**data["kwargs"], **model_kw}
+    model = create_model(data["model"], **kwargs).double().eval()
     if reference.startswith("mmaction2"):
         dropped = load_mmaction2(model, state_dict)
         assert not dropped, f"{what}: vidlib dropped reference keys {dropped}"
@@ -170,13 +193,17 @@ def check_golden(path: str | os.PathLike, *, tol: float | None = None, **model_k
     worst = 0.0
     want_aux = "aux_logits" in data
     for i, inp in enumerate(data["inputs"]):
-        x = make_input(inp["name"], inp["shape"], inp["lo"], inp["hi"])  # [B, 3, T, H, W], float64
+        # [B, 3, T, H, W], float64
+        x = make_input(inp["name"], inp["shape"], inp["lo"], inp["hi"])
         with torch.no_grad():
             out = model(x, return_aux=True) if want_aux else model(x)
         logits, extra = out if want_aux else (out, None)
-        assert logits.dtype == torch.float64, f"{what}: the model computed in {logits.dtype}"
-        worst = max(worst, _compare(logits, data["logits"][i], f"{what} logits, input {inp['name']}", tol))
+        computed = logits.dtype
+        assert computed == torch.float64, f"{what}: the model computed in {computed}"
+        label = f"{what} logits, input {inp['name']}"
+        worst = max(worst, _compare(logits, data["logits"][i], label, tol))
         if want_aux:
-            worst = max(worst, _compare(extra["aux"], data["aux_logits"][i], f"{what} aux logits, input {inp['name']}",
-                                        tol))
+            label = f"{what} aux logits, input {inp['name']}"
+            aux = _compare(extra["aux"], data["aux_logits"][i], label, tol)
+            worst = max(worst, aux)
     return GoldenResult(worst, len(state_dict), reference, tol)

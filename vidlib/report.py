@@ -8,30 +8,62 @@ Chapters import this module; nothing in the library does. It keeps three rules o
 - every number in the prose is glued from code (:func:`glue_all`) and every table is generated
   (:func:`markdown_table`, :func:`cost_table`).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import math
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from .utils import is_quick, num_params, project_root
 
 __all__ = [
-    "ChapterMode", "chapter_mode", "environment", "recipe_table", "seed_table",
-    "published", "published_path", "results_path", "save_results", "load_results", "table_text",
-    "markdown_table", "mean_std", "fmt_mean_std", "cost_rows", "cost_table", "glue_all", "assert_close",
+    "ChapterMode",
+    "chapter_mode",
+    "environment",
+    "recipe_table",
+    "seed_table",
+    "kernel_spread",
+    "published",
+    "published_path",
+    "results_path",
+    "save_results",
+    "load_results",
+    "table_text",
+    "markdown_table",
+    "mean_std",
+    "fmt_mean_std",
+    "cost_rows",
+    "cost_table",
+    "glue_all",
+    "assert_close",
 ]
 
 #: Fields every entry of ``published.yaml`` carries (``tests/test_report.py`` checks them).
-REQUIRED_FIELDS = ("paper", "source", "config", "dataset", "num_classes", "sampling", "num_frames",
-                   "test_protocol", "top1", "top5", "flops", "params", "checkpoint", "verified")
+REQUIRED_FIELDS = (
+    "paper",
+    "source",
+    "config",
+    "dataset",
+    "num_classes",
+    "sampling",
+    "num_frames",
+    "test_protocol",
+    "top1",
+    "top5",
+    "flops",
+    "params",
+    "checkpoint",
+    "verified",
+)
 
 
 def published_path() -> Path:
@@ -49,14 +81,17 @@ def _load_yaml(path: str, mtime: float) -> dict:
 
 
 def published(key: str | None = None, *, section: str = "entries") -> dict:
-    """A copy of one entry of ``results/published.yaml`` (a dict), or of the whole ``section`` when ``key`` is None.
+    """A copy of one entry of ``results/published.yaml`` (a dict), or of the whole ``section``
+    when ``key`` is None.
 
     ``section`` may also be ``"papers"`` or ``"sources"``. Raises ``FileNotFoundError`` naming the path
     when the file is missing and ``KeyError`` listing the known keys for an unknown key.
     """
     path = published_path()
     if not path.is_file():
-        raise FileNotFoundError(f"published numbers not found at {path} (is VIDLIB_ROOT / the working directory the repo root?)")
+        raise FileNotFoundError(
+            f"published numbers not found at {path} (is VIDLIB_ROOT / the working directory the repo root?)"
+        )
     data = _load_yaml(str(path), path.stat().st_mtime)
     if section not in data:
         raise KeyError(f"{path}: no section {section!r}; sections: {', '.join(data)}")
@@ -94,23 +129,33 @@ def chapter_mode() -> ChapterMode:
 
     device = get_device()
     name = "quick" if is_quick() else ("gpu" if device.type == "cuda" else "default")
-    return ChapterMode(name=name, device=device, full_size=name == "gpu" or is_full(),
-                       data_root="data/synthetic_quick" if name == "quick" else "data/synthetic")
+    return ChapterMode(
+        name=name,
+        device=device,
+        full_size=name == "gpu" or is_full(),
+        data_root="data/synthetic_quick" if name == "quick" else "data/synthetic",
+    )
 
 
 def environment(data_root: str | None = None, **extra) -> dict:
     """What determines a chapter's numbers on this machine, for its results file: torch and vidlib versions,
-    the CPU kernel set (``ATEN_CPU_CAPABILITY``), threads, the device, and the data's identity (content hash)."""
+    the CPU kernel set (``ATEN_CPU_CAPABILITY``), threads, the device, and the data's identity
+    (content hash)."""
     import platform
 
     import torch
 
     from . import __version__
 
-    env = dict(torch=torch.__version__, vidlib=__version__, python=platform.python_version(),
-               cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu=platform.processor() or platform.machine(),
-               torch_threads=torch.get_num_threads(), cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available()
-               else None)
+    env = dict(
+        torch=torch.__version__,
+        vidlib=__version__,
+        python=platform.python_version(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        cpu=platform.processor() or platform.machine(),
+        torch_threads=torch.get_num_threads(),
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    )
     if data_root is not None:
         from .data.synthetic import data_identity
 
@@ -119,16 +164,21 @@ def environment(data_root: str | None = None, **extra) -> dict:
 
 
 def results_path(name: str, quick: bool | None = None, mode: str | None = None) -> Path:
-    """Where a chapter's results live: ``results/<name>.json`` (default mode), ``results/<name>_gpu.json`` (GPU
-    mode), or ``results/runs/<name>_quick.json`` (quick mode, never committed)."""
+    """Where a chapter's results live: ``results/<name>.json`` (default mode), ``results/<name>_gpu.json``
+    (GPU mode), or ``results/runs/<name>_quick.json`` (quick mode, never committed)."""
     if mode is None:
         mode = "quick" if (is_quick() if quick is None else quick) else "default"
     root = project_root() / "results"
-    return {"quick": root / "runs" / f"{name}_quick.json", "default": root / f"{name}.json",
-            "gpu": root / f"{name}_gpu.json"}[mode]
+    return {
+        "quick": root / "runs" / f"{name}_quick.json",
+        "default": root / f"{name}.json",
+        "gpu": root / f"{name}_gpu.json",
+    }[mode]
 
 
-def save_results(name: str, payload: Mapping[str, Any], quick: bool | None = None, mode: str | None = None) -> Path:
+def save_results(
+    name: str, payload: Mapping[str, Any], quick: bool | None = None, mode: str | None = None
+) -> Path:
     """Write ``payload`` as JSON to :func:`results_path` (quick mode never touches the committed file)."""
     path = results_path(name, quick, mode)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +203,11 @@ def _cell(value: Any, floatfmt: str) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Mapping[str, str] | None = None,
-               floatfmt: str = ".2f") -> str:
+def table_text(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | Mapping[str, str] | None = None,
+    floatfmt: str = ".2f",
+) -> str:
     """A Markdown (pipe) table as a string.
 
     Args:
@@ -173,10 +226,15 @@ def table_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Mappi
     missing = [k for k in headers if not any(k in r for r in rows)]
     if missing:
         raise KeyError(f"table_text: columns {missing} are in no row; row keys: {list(rows[0])}")
-    numeric = {k: all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows)
-               and any(r.get(k) is not None for r in rows) for k in headers}
-    lines = ["| " + " | ".join(headers.values()) + " |",  # text columns left, number columns right
-             "|" + "|".join("---:" if numeric[k] else ":---" for k in headers) + "|"]
+    numeric = {
+        k: all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows)
+        and any(r.get(k) is not None for r in rows)
+        for k in headers
+    }
+    lines = [
+        "| " + " | ".join(headers.values()) + " |",  # text columns left, number columns right
+        "|" + "|".join("---:" if numeric[k] else ":---" for k in headers) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(r.get(k), floatfmt) for k in headers) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -187,6 +245,7 @@ def markdown_table(rows, columns=None, floatfmt: str = ".2f", caption: str | Non
     if caption:
         text = f"{text}\n\n*{caption}*"
     from IPython.display import Markdown
+
     return Markdown(text)
 
 
@@ -200,8 +259,10 @@ def _fmt_sched(schedule: list[dict], epochs: int) -> str:
         elif ph["name"] == "linear":
             parts.append(f"linear warm-up from x{ph['start_factor']} over epoch {ph['begin']}-{end}")
         else:
-            parts.append(f"{ph['name']} from epoch {ph['begin']} to {end if end != 'end' else epochs}"
-                         + ("" if unit == "ep" else " (per iteration)"))
+            parts.append(
+                f"{ph['name']} from epoch {ph['begin']} to {end if end != 'end' else epochs}"
+                + ("" if unit == "ep" else " (per iteration)")
+            )
     return "; ".join(parts)
 
 
@@ -222,20 +283,28 @@ def recipe_rows(name: str, **changes) -> list[dict]:
     r = get_recipe(name)
     opt, data = r["optimizer"], r.get("data", {})
     test = data.get("test") or {}
-    rows = [("model", r["model"] + (f" {r['model_kwargs']}" if r.get("model_kwargs") else "")),
-            ("data", data.get("dataset", "–")),
-            ("training clips", f"{_fmt_sampler(data.get('sampling'))}; {data.get('train_crop', 'the model cfg')} crop "
-                               f"to {data.get('crop_size') or 224} px; flip {data.get('flip', 0)}"),
-            ("test views", test.get("views", "–")),
-            ("batch", f"{r['batch_size']} per GPU x {r.get('gpus', 1)} (lr is for {r['base_batch_size']})"),
-            ("epochs", r["epochs"]),
-            ("optimizer", f"{opt['name']} lr {opt['lr']}, weight decay {opt.get('weight_decay', 0)}"
-                          + (f", momentum {opt['momentum']}" if "momentum" in opt else "")
-                          + f", groups {opt.get('param_groups', 'default')}"),
-            ("schedule", _fmt_sched(r["schedule"], r["epochs"])),
-            ("gradient clipping", r.get("clip_grad") or "none"),
-            ("initialisation", r.get("pretrained") or "from scratch"),
-            ("source", r.get("source", "–"))]
+    rows = [
+        ("model", r["model"] + (f" {r['model_kwargs']}" if r.get("model_kwargs") else "")),
+        ("data", data.get("dataset", "–")),
+        (
+            "training clips",
+            f"{_fmt_sampler(data.get('sampling'))}; {data.get('train_crop', 'the model cfg')} crop "
+            f"to {data.get('crop_size') or 224} px; flip {data.get('flip', 0)}",
+        ),
+        ("test views", test.get("views", "–")),
+        ("batch", f"{r['batch_size']} per GPU x {r.get('gpus', 1)} (lr is for {r['base_batch_size']})"),
+        ("epochs", r["epochs"]),
+        (
+            "optimizer",
+            f"{opt['name']} lr {opt['lr']}, weight decay {opt.get('weight_decay', 0)}"
+            + (f", momentum {opt['momentum']}" if "momentum" in opt else "")
+            + f", groups {opt.get('param_groups', 'default')}",
+        ),
+        ("schedule", _fmt_sched(r["schedule"], r["epochs"])),
+        ("gradient clipping", r.get("clip_grad") or "none"),
+        ("initialisation", r.get("pretrained") or "from scratch"),
+        ("source", r.get("source", "–")),
+    ]
     out = []
     for key, value in rows:
         if key in changes and changes[key] != value:
@@ -245,13 +314,22 @@ def recipe_rows(name: str, **changes) -> list[dict]:
 
 
 def recipe_table(name: str, caption: str | None = None, **changes):
-    """:func:`recipe_rows` as a rendered two-column table (a compact view of ``vidlib.engine.get_recipe(name)``)."""
-    return markdown_table(recipe_rows(name, **changes), {"setting": "setting", "value": "value"},
-                          caption=caption or f"recipe `{name}` (python -m vidlib recipes {name})")
+    """:func:`recipe_rows` as a rendered two-column table (a compact view of
+    ``vidlib.engine.get_recipe(name)``)."""
+    return markdown_table(
+        recipe_rows(name, **changes),
+        {"setting": "setting", "value": "value"},
+        caption=caption or f"recipe `{name}` (python -m vidlib recipes {name})",
+    )
 
 
-def seed_table(values: Mapping[tuple[str, int], Mapping[str, float]], columns: Mapping[str, str], *,
-               scale: float = 100.0, fmt: str = ".1f") -> list[dict]:
+def seed_table(
+    values: Mapping[tuple[str, int], Mapping[str, float]],
+    columns: Mapping[str, str],
+    *,
+    scale: float = 100.0,
+    fmt: str = ".1f",
+) -> list[dict]:
     """Rows ``{"model", <column>: "mean ± std", <column>_mean, <column>_min}`` over seeds.
 
     ``values`` maps ``(model, seed)`` to metrics; ``columns`` maps metric keys to headers. Models keep the
@@ -267,6 +345,42 @@ def seed_table(values: Mapping[tuple[str, int], Mapping[str, float]], columns: M
             row[k + "_mean"], row[k + "_min"], row[k + "_max"] = statistics.fmean(v), min(v), max(v)
         rows.append(row)
     return rows
+
+
+def kernel_spread(kernels: Mapping[str, Any], metric: str = "pair_acc", scale: float = 100.0) -> dict:
+    """How far a chapter's runs move between CPU kernel settings (``benchmarks/kernel_spread.py``'s file).
+
+    Returns ``rows`` (per model: the seed mean of ``metric`` under each setting, the range of those means and
+    the largest range of one seed), ``columns`` (headers for :func:`markdown_table`), ``max_mean_range`` and
+    ``max_seed_range``.
+    """
+    settings = kernels["settings"]
+    rows = []
+    for m in kernels["models"]:
+        row = {"model": m}
+        per_seed: dict[int, list[float]] = {}
+        for name, s in settings.items():
+            vals = [scale * r[metric] for r in s["runs"].values() if r["model"] == m]
+            row[name] = statistics.fmean(vals)
+            for r in s["runs"].values():
+                if r["model"] == m:
+                    per_seed.setdefault(r["seed"], []).append(scale * r[metric])
+        means = [row[name] for name in settings]
+        row["mean_range"] = max(means) - min(means)
+        row["seed_range"] = max(max(v) - min(v) for v in per_seed.values())
+        rows.append(row)
+    columns = {
+        "model": "model",
+        **{n: f"{n} ({settings[n]['environment']['cpu_capability']})" for n in settings},
+        "mean_range": "range of the means",
+        "seed_range": "largest range of one seed",
+    }
+    return dict(
+        rows=rows,
+        columns=columns,
+        max_mean_range=max(r["mean_range"] for r in rows),
+        max_seed_range=max(r["seed_range"] for r in rows),
+    )
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
@@ -319,7 +433,11 @@ def cost_rows(specs: Sequence[Mapping[str, Any]], *, mmcv: bool = True) -> list[
         ncls = spec.get("num_classes", pub["num_classes"] if pub else None)
         if ncls is not None:
             kw["num_classes"] = ncls
-        dataset = spec["dataset"] if "dataset" in spec else (DATASET_KEYWORD.get(pub["dataset"], pub["dataset"]) if pub else None)
+        dataset = (
+            spec["dataset"]
+            if "dataset" in spec
+            else (DATASET_KEYWORD.get(pub["dataset"], pub["dataset"]) if pub else None)
+        )
         if dataset is not None:
             kw["dataset"] = dataset
         t, size = spec["num_frames"], spec["size"]
@@ -327,12 +445,27 @@ def cost_rows(specs: Sequence[Mapping[str, Any]], *, mmcv: bool = True) -> list[
         ncls = _classes(model)
         shape = (1, 3, t, size, size)
         fc = count_flops(model, shape)
-        row = dict(label=spec.get("label", spec["model"]), model=spec["model"], num_classes=ncls, frames=t, size=size,
-                   params_m=num_params(model) / 1e6, gflops=fc.gflops, gflops_mmcv=None, pub_params=None,
-                   pub_gflops=None, params_ratio=None, flops_ratio=None, pub_input=None, flop_count=fc)
+        row = dict(
+            label=spec.get("label", spec["model"]),
+            model=spec["model"],
+            num_classes=ncls,
+            frames=t,
+            size=size,
+            params_m=num_params(model) / 1e6,
+            gflops=fc.gflops,
+            gflops_mmcv=None,
+            pub_params=None,
+            pub_gflops=None,
+            params_ratio=None,
+            flops_ratio=None,
+            pub_input=None,
+            flop_count=fc,
+        )
         if pub:
             pub_shape = tuple(pub["flops"]["input_shape"])
-            row.update(pub_params=pub["params"].get("as_printed"), pub_input="×".join(map(str, pub_shape[2:])))
+            row.update(
+                pub_params=pub["params"].get("as_printed"), pub_input="×".join(map(str, pub_shape[2:]))
+            )
             if pub["params"].get("value"):
                 row["params_ratio"] = row["params_m"] / pub["params"]["value"]
             if pub_shape == shape:
@@ -344,9 +477,19 @@ def cost_rows(specs: Sequence[Mapping[str, Any]], *, mmcv: bool = True) -> list[
     return rows
 
 
-COST_COLUMNS = {"label": "model", "frames": "T", "size": "H=W", "params_m": "params (M)", "pub_params": "published params",
-                "params_ratio": "ratio", "gflops": "GFLOPs/view (fvcore)", "gflops_mmcv": "mmcv style",
-                "pub_gflops": "published", "flops_ratio": "ratio (fvcore)", "pub_input": "published at T×H×W"}
+COST_COLUMNS = {
+    "label": "model",
+    "frames": "T",
+    "size": "H=W",
+    "params_m": "params (M)",
+    "pub_params": "published params",
+    "params_ratio": "ratio",
+    "gflops": "GFLOPs/view (fvcore)",
+    "gflops_mmcv": "mmcv style",
+    "pub_gflops": "published",
+    "flops_ratio": "ratio (fvcore)",
+    "pub_input": "published at T×H×W",
+}
 
 
 def cost_table(specs: Sequence[Mapping[str, Any]], caption: str | None = None, *, mmcv: bool = True):
@@ -359,7 +502,9 @@ def assert_close(live: float, expected: float, rel: float = 0.01, what: str = "v
     """Raise ``AssertionError`` unless ``|live / expected - 1| <= rel``; returns the ratio."""
     ratio = live / expected
     if abs(ratio - 1) > rel:
-        raise AssertionError(f"{what}: live {live:.6g} vs published {expected:.6g} (ratio {ratio:.4f}, tolerance {rel:.1%})")
+        raise AssertionError(
+            f"{what}: live {live:.6g} vs published {expected:.6g} (ratio {ratio:.4f}, tolerance {rel:.1%})"
+        )
     return ratio
 
 

@@ -3,10 +3,12 @@
 - :func:`get_device` picks cuda, then mps, then cpu.
 - :func:`seed_everything` seeds Python, NumPy and torch, optionally with deterministic kernels.
 - :func:`is_quick` reads the ``VIDLIB_QUICK`` switch that CI sets (``VIDLIB_QUICK=1``).
-- :func:`show_source` displays library code inside a chapter, so chapters never copy it.
+- :func:`show_source` displays library code inside a chapter, so chapters never copy it (and refuses lines
+  wider than the book's code column).
 - :func:`capture_outputs` records what chosen modules take and return during a forward pass.
 - :func:`describe_file` says what a file looks like (for error messages).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -21,8 +23,21 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "is_quick", "is_full", "project_root", "source_of", "show_source", "num_params",
-           "describe_file", "capture_outputs", "Captured"]
+__all__ = [
+    "get_device",
+    "seed_everything",
+    "is_quick",
+    "is_full",
+    "project_root",
+    "source_of",
+    "show_source",
+    "SHOW_SOURCE_WIDTH",
+    "num_params",
+    "describe_file",
+    "capture_outputs",
+    "Captured",
+    "signature_defaults",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -62,7 +77,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def is_full() -> bool:
-    """True when ``VIDLIB_FULL`` is set: chapters also train the paper's full-size model (toy size on a CPU)."""
+    """True when ``VIDLIB_FULL`` is set: chapters also train the paper's full-size model (toy size
+    on a CPU)."""
     return os.environ.get("VIDLIB_FULL", "0").strip().lower() in _TRUE
 
 
@@ -94,9 +110,24 @@ def num_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+def signature_defaults(fn) -> dict:
+    """``{argument: default}`` of a function or class (``"required"`` for arguments without one), in order."""
+    params = inspect.signature(fn).parameters
+    return {
+        k: ("required" if v.default is inspect.Parameter.empty else v.default)
+        for k, v in params.items()
+        if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
+    }
+
+
 def source_of(obj) -> str:
     """The source code of a vidlib function, class or method, dedented."""
     return textwrap.dedent(inspect.getsource(obj))
+
+
+#: The widest source line :func:`show_source` displays: the book's code column shows about 88 characters
+#: (``vidlib/models/ruff.toml`` keeps the model files, which the chapters display, at that width).
+SHOW_SOURCE_WIDTH = 88
 
 
 def show_source(obj, title: str | None = None):
@@ -104,11 +135,24 @@ def show_source(obj, title: str | None = None):
 
     Returns an ``IPython.display.Markdown`` object (so the last line of a cell renders it); outside
     IPython it returns the plain source string.
+
+    Raises ``ValueError`` naming the object, its file, and the number and length of every displayed line
+    wider than :data:`SHOW_SOURCE_WIDTH` (88) columns, so that a chapter displaying a too-wide function
+    fails its build instead of showing a listing with a horizontal scroll bar.
     """
     src = source_of(obj)
     where = f"{inspect.getmodule(obj).__name__}.{getattr(obj, '__qualname__', '')}"
     package_dir = Path(__file__).resolve().parent  # .../vidlib
-    rel = Path(inspect.getsourcefile(obj)).resolve().relative_to(package_dir.parent).as_posix()  # vidlib/models/tam.py
+    # e.g. vidlib/models/tam.py
+    rel = Path(inspect.getsourcefile(obj)).resolve().relative_to(package_dir.parent).as_posix()
+    first = max(inspect.getsourcelines(obj)[1], 1)  # the file's line number of the first displayed line
+    wide = [(first + i, len(line)) for i, line in enumerate(src.split("\n")) if len(line) > SHOW_SOURCE_WIDTH]
+    if wide:
+        lines = ", ".join(f"line {n} ({width} columns)" for n, width in wide)
+        raise ValueError(
+            f"show_source({where}): {rel} has lines wider than the {SHOW_SOURCE_WIDTH} columns "
+            f"the book displays: {lines}; wrap them"
+        )
     header = f"**{title or where}** (from `{rel}`)\n\n"
     try:
         from IPython.display import Markdown
@@ -118,8 +162,9 @@ def show_source(obj, title: str | None = None):
 
 
 def describe_file(path: str | os.PathLike) -> str:
-    """What a file looks like from its first bytes, for error messages: ``"an empty file"``, ``"a text file"``,
-    ``"an MP4 video"``, ``"a ZIP archive (the PyTorch format)"``, ``"a pickle"``, ``"binary data"``."""
+    """What a file looks like from its first bytes, for error messages: ``"an empty file"``,
+    ``"a text file"``, ``"an MP4 video"``, ``"a ZIP archive (the PyTorch format)"``, ``"a pickle"``,
+    ``"binary data"``."""
     path = Path(path)
     if not path.is_file():
         return "not a file"
@@ -165,6 +210,7 @@ def capture_outputs(modules: Mapping[str, torch.nn.Module]):
     def hook(name):
         def fn(module, inputs, output):
             records[name].append(Captured(inputs[0].detach(), output.detach()))
+
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]

@@ -17,6 +17,7 @@ This module knows no model: paper-specific loaders sit next to their model (``lo
 ``load_stam`` and ``init_spatial_from_vit`` in ``stam.py``) and are built from the functions here.
 There is no ``strict=False`` anywhere: a checkpoint either fits the model exactly or the error says why.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,17 @@ import torch.nn as nn
 from .utils import describe_file
 
 __all__ = [
-    "CheckpointError", "source_name", "load_state_dict_strict", "read_checkpoint", "rename_keys", "load_renamed",
-    "load_mmaction2", "torchvision_to_mmaction2", "unwrap_key", "init_from_torchvision", "find_torchvision_file",
+    "CheckpointError",
+    "source_name",
+    "load_state_dict_strict",
+    "read_checkpoint",
+    "rename_keys",
+    "load_renamed",
+    "load_mmaction2",
+    "torchvision_to_mmaction2",
+    "unwrap_key",
+    "init_from_torchvision",
+    "find_torchvision_file",
 ]
 
 
@@ -42,25 +52,32 @@ class CheckpointError(RuntimeError):
         self.source, self.missing, self.unexpected = source, list(missing), list(unexpected)
         self.mismatched = list(mismatched)  # (key, checkpoint shape, model shape)
         fits = self.missing or self.unexpected or self.mismatched
-        lines = [f"checkpoint {source} does not fit the model:" if fits or not note else f"checkpoint {source}:"]
+        lines = [
+            f"checkpoint {source} does not fit the model:" if fits or not note else f"checkpoint {source}:"
+        ]
         lines += [f"  missing key (in the model, not in the checkpoint): {k}" for k in self.missing]
         lines += [f"  unexpected key (in the checkpoint, not in the model): {k}" for k in self.unexpected]
-        lines += [f"  wrong shape: {k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
+        lines += [
+            f"  wrong shape: {k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched
+        ]
         if note:
             lines.append(note)
         super().__init__("\n".join(lines))
 
 
 def source_name(checkpoint) -> str:
-    """How error messages name a checkpoint: ``'path/to/file.pth'`` for a path, ``<dict>`` (the type) otherwise."""
+    """How error messages name a checkpoint: ``'path/to/file.pth'`` for a path, ``<dict>`` (the type)
+    otherwise."""
     if isinstance(checkpoint, (str, os.PathLike)):
         return f"'{os.fspath(checkpoint)}'"
     return f"<{type(checkpoint).__name__}>"
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
-                           source: str = "<state dict>") -> nn.Module:
-    """Load ``state_dict`` into ``model`` if keys and shapes match exactly; else raise :class:`CheckpointError`.
+def load_state_dict_strict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str = "<state dict>"
+) -> nn.Module:
+    """Load ``state_dict`` into ``model`` if keys and shapes match exactly; else raise
+    :class:`CheckpointError`.
 
     All problems are collected first and reported together, naming ``source`` (a file or a description).
     Values are cast to the model's dtypes (``load_state_dict`` copies in place). Returns ``model``.
@@ -68,8 +85,11 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items()
-                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or mismatched:
         raise CheckpointError(source, missing, unexpected, mismatched)
     model.load_state_dict(dict(state_dict), strict=True)
@@ -95,10 +115,15 @@ def read_checkpoint(path_or_dict, *keys: str) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(obj, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle of arbitrary objects: refuse, say why
-            raise CheckpointError(source, note=(
-                f"  torch.load(weights_only=True) refused it ({type(e).__name__}: {str(e).splitlines()[0]}). "
-                "If you trust the file, load it yourself with torch.load(path, weights_only=False) "
-                "and pass the resulting dict.")) from e
+            raise CheckpointError(
+                source,
+                note=(
+                    "  torch.load(weights_only=True) refused it "
+                    f"({type(e).__name__}: {str(e).splitlines()[0]}). "
+                    "If you trust the file, load it yourself with torch.load(path, weights_only=False) "
+                    "and pass the resulting dict."
+                ),
+            ) from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(source, note=f"  expected a dict, got {type(obj).__name__}")
     for k in keys or ("state_dict", "model"):
@@ -107,13 +132,16 @@ def read_checkpoint(path_or_dict, *keys: str) -> dict[str, torch.Tensor]:
             break
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(source, note=f"  not a state dict: non-tensor entries {bad[:10]} "
-                                           f"(top-level keys: {list(obj)[:10]})")
+        raise CheckpointError(
+            source,
+            note=f"  not a state dict: non-tensor entries {bad[:10]} (top-level keys: {list(obj)[:10]})",
+        )
     return dict(obj)
 
 
-def rename_keys(state_dict: Mapping[str, torch.Tensor], key_map: Callable[[str], str | None], *,
-                source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+def rename_keys(
+    state_dict: Mapping[str, torch.Tensor], key_map: Callable[[str], str | None], *, source: str
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Apply ``key_map`` to every key; ``None`` drops a key. Returns ``(renamed, dropped)``.
 
     Two keys mapped onto the same name raise :class:`CheckpointError`.
@@ -157,16 +185,18 @@ def load_mmaction2(model: nn.Module, checkpoint) -> list[str]:
 
 # ------------------------------------------------------------------------------------- torchvision
 #: A plain 2D ResNet key in mmaction2 naming (what :func:`init_from_torchvision` fills).
-_RESNET_KEY = re.compile(r"^(conv1|layer\d+\.\d+\.(conv\d|downsample))\.(conv|bn)\."
-                         r"(weight|bias|running_mean|running_var|num_batches_tracked)$")
+_RESNET_KEY = re.compile(
+    r"^(conv1|layer\d+\.\d+\.(conv\d|downsample))\.(conv|bn)\."
+    r"(weight|bias|running_mean|running_var|num_batches_tracked)$"
+)
 
 
 def torchvision_to_mmaction2(key: str) -> str | None:
     """Map a torchvision ResNet key to mmaction2's ``ResNet`` naming; ``fc.*`` -> None.
 
     The mapping of mmaction2's ``ResNet._load_torchvision_checkpoint`` (open-mmlab/mmaction2 @ 4d6c9347,
-    ``mmaction/models/backbones/resnet.py``): ``conv1`` + ``bn1`` -> ``conv1.{conv,bn}``,
-    ``layerX.Y.convN`` + ``bnN`` -> ``layerX.Y.convN.{conv,bn}``, ``downsample.{0,1}`` -> ``downsample.{conv,bn}``.
+    ``mmaction/models/backbones/resnet.py``): ``conv1`` + ``bn1`` -> ``conv1.{conv,bn}``, ``layerX.Y.convN`` +
+    ``bnN`` -> ``layerX.Y.convN.{conv,bn}``, ``downsample.{0,1}`` -> ``downsample.{conv,bn}``.
     """
     if key.startswith("fc."):
         return None
@@ -187,13 +217,17 @@ def unwrap_key(key: str, wrap_prefixes) -> str:
 
 
 def find_torchvision_file(arch: str = "resnet50") -> str | None:
-    """The torchvision ImageNet checkpoint of ``arch`` if it is on this machine (torch hub's cache), else None.
+    """The torchvision ImageNet checkpoint of ``arch`` if it is on this machine (torch hub's cache),
+    else None.
 
     vidlib never downloads: ``torchvision.models.resnet50(weights="IMAGENET1K_V1")`` fills that cache.
     """
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
-    found = sorted(f for f in (os.listdir(folder) if os.path.isdir(folder) else []) if re.fullmatch(
-        rf"{re.escape(arch)}-[0-9a-f]+\.pth", f))
+    found = sorted(
+        f
+        for f in (os.listdir(folder) if os.path.isdir(folder) else [])
+        if re.fullmatch(rf"{re.escape(arch)}-[0-9a-f]+\.pth", f)
+    )
     return os.path.join(folder, found[0]) if found else None
 
 
@@ -226,11 +260,16 @@ def init_from_torchvision(model: nn.Module, path_or_state_dict) -> list[str]:
             sd[canon[mm]] = v
         else:
             unexpected.append(k)
-    missing = [k for c, k in canon.items() if _RESNET_KEY.match(c) and k not in sd
-               and not c.endswith("num_batches_tracked")]
+    missing = [
+        k
+        for c, k in canon.items()
+        if _RESNET_KEY.match(c) and k not in sd and not c.endswith("num_batches_tracked")
+    ]
     mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items() if v.shape != own[k].shape]
     if missing or unexpected or mismatched:
-        raise CheckpointError(source, missing, unexpected, mismatched, note="  (torchvision ResNet -> backbone)")
+        raise CheckpointError(
+            source, missing, unexpected, mismatched, note="  (torchvision ResNet -> backbone)"
+        )
     kept = [k for c, k in canon.items() if not _RESNET_KEY.match(c)]
     with torch.no_grad():
         for k, v in sd.items():
@@ -252,7 +291,9 @@ def load_renamed(model: nn.Module, checkpoint, rename: Callable[[str], str], wha
     wraps = getattr(getattr(model, "backbone", model), "wrap_prefixes", ())
 
     def canonical(key: str) -> str:
-        return "backbone." + unwrap_key(key[len("backbone."):], wraps) if key.startswith("backbone.") else key
+        return (
+            "backbone." + unwrap_key(key[len("backbone.") :], wraps) if key.startswith("backbone.") else key
+        )
 
     actual = {canonical(k): k for k in model.state_dict()}
     renamed, _ = rename_keys(sd, lambda k: actual.get(rename(k), rename(k)), source=source)

@@ -36,6 +36,7 @@ Everything runs with ``torch.set_default_dtype(torch.float64)``: mmaction2's
 ``TemporalInterlace.forward`` allocates its output with a dtype-less ``torch.zeros`` and
 ``TPNHead`` builds ``new_cls`` lazily, so under the float32 default both would silently be float32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,10 @@ def reference_tin_shift(input: torch.Tensor, shift: torch.Tensor) -> torch.Tenso
     group ``g = c // (C // G)``, and zero where no ``i`` lands (the output starts as zeros).
     """
     if input.dim() != 4 or shift.dim() != 2:
-        raise ValueError(f"tin_shift wants input [N, T, C, HW] and shift [N, G], got "
-                         f"{tuple(input.shape)} and {tuple(shift.shape)}")
+        raise ValueError(
+            f"tin_shift wants input [N, T, C, HW] and shift [N, G], got "
+            f"{tuple(input.shape)} and {tuple(shift.shape)}"
+        )
     if input.size(0) != shift.size(0):  # the checks of mmcv's TINShiftFunction.forward
         raise ValueError(f"batch of input ({input.size(0)}) and shift ({shift.size(0)}) differ")
     n_size, t_size, channels, _ = input.shape
@@ -142,42 +145,100 @@ class Case(NamedTuple):
 
 _CFG = "configs/recognition/"
 CASES = [
-    Case("tsn_r50_t8", "tsn_r50", dict(num_classes=400, num_frames=8),
-         _CFG + "tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py", {}),
-    Case("tsm_r50_t8", "tsm_r50", dict(num_classes=400, num_frames=8),
-         _CFG + "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb.py", {}),
-    Case("tsm_r50_t16", "tsm_r50", dict(num_classes=400, num_frames=16),
-         _CFG + "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_kinetics400-rgb.py", {}),
-    Case("tanet_r50_t8", "tanet_r50", dict(num_classes=400, num_frames=8),
-         _CFG + "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py", {}),
-    Case("tanet_r50_t16", "tanet_r50", dict(num_classes=400, num_frames=16),
-         _CFG + "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
-         {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16}),
-    Case("tin_r50_t8", "tin_r50", dict(dataset="sthv1", num_frames=8),
-         _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py", {}),
-    Case("tin_r50_t16", "tin_r50", dict(dataset="sthv1", num_frames=16),
-         _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py",
-         {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16}),
-    Case("tpn_slowonly_r50_t8", "tpn_slowonly_r50", dict(num_classes=400, num_frames=8),
-         _CFG + "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py", {}),
-    Case("tpn_tsm_r50_t8", "tpn_tsm_r50", dict(dataset="sthv1", num_frames=8),
-         _CFG + "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py", {}),
-    Case("ircsn_r152_t8", "ircsn_r152", dict(num_classes=400, num_frames=8),
-         _CFG + "csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py", {}),
-    Case("ipcsn_r152_t8", "ipcsn_r152", dict(num_classes=400, num_frames=8),
-         _CFG + "csn/ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb.py", {}),
-    Case("ircsn_r50_t8", "ircsn_r50", dict(num_classes=400, num_frames=8),
-         _CFG + "csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py", {}),
+    Case(
+        "tsn_r50_t8",
+        "tsn_r50",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "tsm_r50_t8",
+        "tsm_r50",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "tsm_r50_t16",
+        "tsm_r50",
+        dict(num_classes=400, num_frames=16),
+        _CFG + "tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "tanet_r50_t8",
+        "tanet_r50",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "tanet_r50_t16",
+        "tanet_r50",
+        dict(num_classes=400, num_frames=16),
+        _CFG + "tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py",
+        {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16},
+    ),
+    Case(
+        "tin_r50_t8",
+        "tin_r50",
+        dict(dataset="sthv1", num_frames=8),
+        _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py",
+        {},
+    ),
+    Case(
+        "tin_r50_t16",
+        "tin_r50",
+        dict(dataset="sthv1", num_frames=16),
+        _CFG + "tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py",
+        {"model.backbone.num_segments": 16, "model.cls_head.num_segments": 16},
+    ),
+    Case(
+        "tpn_slowonly_r50_t8",
+        "tpn_slowonly_r50",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "tpn_tsm_r50_t8",
+        "tpn_tsm_r50",
+        dict(dataset="sthv1", num_frames=8),
+        _CFG + "tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py",
+        {},
+    ),
+    Case(
+        "ircsn_r152_t8",
+        "ircsn_r152",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "ipcsn_r152_t8",
+        "ipcsn_r152",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "csn/ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb.py",
+        {},
+    ),
+    Case(
+        "ircsn_r50_t8",
+        "ircsn_r50",
+        dict(num_classes=400, num_frames=8),
+        _CFG + "csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
+        {},
+    ),
 ]
 
 
 def build_reference(config: str, overrides: dict):
     """The mmaction2 recognizer of ``config`` (shipped in the wheel) with ``pretrained=None``."""
     import mmaction
+    from mmaction.registry import MODELS
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
-    from mmaction.registry import MODELS
 
     init_default_scope("mmaction")
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
@@ -195,10 +256,25 @@ def module_classes(recognizer) -> dict:
     for part in ("backbone", "neck", "cls_head"):
         if getattr(recognizer, part, None) is not None:
             names[part] = type(getattr(recognizer, part)).__name__
-    extra = sorted({type(m).__name__ for m in recognizer.modules()} &
-                   {"TemporalShift", "TAM", "TABlock", "TemporalInterlace", "CombineNet", "OffsetNet",
-                    "WeightNet", "CSNBottleneck3d", "Bottleneck3d", "AuxHead", "TemporalModulation",
-                    "SpatialModulation", "LevelFusion", "DownSample"})
+    extra = sorted(
+        {type(m).__name__ for m in recognizer.modules()}
+        & {
+            "TemporalShift",
+            "TAM",
+            "TABlock",
+            "TemporalInterlace",
+            "CombineNet",
+            "OffsetNet",
+            "WeightNet",
+            "CSNBottleneck3d",
+            "Bottleneck3d",
+            "AuxHead",
+            "TemporalModulation",
+            "SpatialModulation",
+            "LevelFusion",
+            "DownSample",
+        }
+    )
     names["modules"] = extra
     return names
 
@@ -227,8 +303,10 @@ def run_reference(recognizer, x: torch.Tensor):
 
 def make_inputs(stem: str, t: int) -> list:
     """Two clip batches: B=2 square, and B=1 non-square (odd feature-map sizes, H != W)."""
-    return [{"name": f"mmaction2_{stem}/{i}", "shape": [b, 3, t, h, w], "lo": -1.0, "hi": 1.0}
-            for i, (b, h, w) in enumerate(INPUT_SIZES)]
+    return [
+        {"name": f"mmaction2_{stem}/{i}", "shape": [b, 3, t, h, w], "lo": -1.0, "hi": 1.0}
+        for i, (b, h, w) in enumerate(INPUT_SIZES)
+    ]
 
 
 def make_case(stem, model, kwargs, config, overrides) -> dict:
@@ -252,7 +330,7 @@ def make_case(stem, model, kwargs, config, overrides) -> dict:
         "model": model,
         "kwargs": kwargs,
         "reference_config": f"mmaction2 {config} with {shown}; recognizer.extract_feat(test_mode=True)"
-                            f" -> cls_head (raw logits, no average_clip), one clip at a time",
+        f" -> cls_head (raw logits, no average_clip), one clip at a time",
         "reference_classes": module_classes(recognizer),
         "reference_model_cfg": model_cfg,
         "rule": RULE,

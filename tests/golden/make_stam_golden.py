@@ -5,8 +5,10 @@ copied into vidlib; this script imports it from a scratch checkout. Setup (from 
 
     python3 -m venv .scratch/stam/venv
     # reuse the main venv's torch/torchvision behind the scratch venv's own packages:
-    echo "$PWD/.venv/lib/python3.11/site-packages" > .scratch/stam/venv/lib/python3.11/site-packages/zz_main_venv.pth
-    git clone https://github.com/Alibaba-MIIL/STAM .scratch/stam/STAM && git -C .scratch/stam/STAM checkout 6749baf
+    SITE=.scratch/stam/venv/lib/python3.11/site-packages
+    echo "$PWD/.venv/lib/python3.11/site-packages" > $SITE/zz_main_venv.pth
+    git clone https://github.com/Alibaba-MIIL/STAM .scratch/stam/STAM
+    git -C .scratch/stam/STAM checkout 6749baf
     .scratch/stam/venv/bin/python tests/golden/make_stam_golden.py --stam .scratch/stam/STAM
 
 The official model needs only torch (no timm). Its one snag on current torchvision: ``stam/utils/utils.py``
@@ -20,6 +22,7 @@ the fill rule of ``vidlib/golden.py`` and load strictly, convert to float64, eva
 ``make_input(name, [2, 3, T, 224, 224], lo=0, hi=1)`` permuted to the official video-major layout
 ``[B*T, 3, 224, 224]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +43,8 @@ BATCH = 2
 
 
 def import_official(stam_dir: Path):
-    """Import the official model code unmodified (see the module docstring for the Kinetics400 placeholder)."""
+    """Import the official model code unmodified (see the module docstring for the Kinetics400
+    placeholder)."""
     import torchvision.datasets
 
     if not hasattr(torchvision.datasets, "Kinetics400"):
@@ -53,8 +57,10 @@ def import_official(stam_dir: Path):
 
 
 def build_official(T: int, create_model, STAM_224) -> torch.nn.Module:
-    args = SimpleNamespace(model_name=f"stam_{T}", num_classes=400, input_size=224, frames_per_clip=16,
-                           frame_rate=1.6)  # the CLI defaults of the official infer.py
+    # the CLI defaults of the official infer.py
+    args = SimpleNamespace(
+        model_name=f"stam_{T}", num_classes=400, input_size=224, frames_per_clip=16, frame_rate=1.6
+    )
     if T == 8:  # the official factory exits with "model not found" for stam_8
         args.frames_per_clip = 8
         return STAM_224({"args": args, "num_classes": 400})
@@ -72,8 +78,11 @@ def golden(T: int, model: torch.nn.Module) -> dict:
     frames = x.transpose(1, 2).reshape(BATCH * T, 3, 224, 224)  # [B*T, 3, H, W], video-major
     with torch.no_grad():
         logits = model(frames)  # [B, 400]
-    ctor = "STAM_224({'args': Namespace(input_size=224, frames_per_clip=8), 'num_classes': 400})" if T == 8 \
+    ctor = (
+        "STAM_224({'args': Namespace(input_size=224, frames_per_clip=8), 'num_classes': 400})"
+        if T == 8
         else f"stam.models.create_model(Namespace(model_name='stam_{T}', num_classes=400, input_size=224))"
+    )
     return {
         "reference": f"Alibaba-MIIL/STAM@{COMMIT}",
         "model": f"stam_{T}",
@@ -93,8 +102,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--frames", type=int, nargs="+", default=[8, 16])
     args = parser.parse_args()
-    head = subprocess.run(["git", "-C", str(args.stam), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(args.stam), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     if not head.startswith(COMMIT):
         raise SystemExit(f"{args.stam} is at {head}, expected {COMMIT}")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -8,14 +8,23 @@
 Paths may contain spaces (the label, and the frame count, are the last fields). Parse errors name the
 file and line.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["VideoRecord", "read_video_list", "read_rawframe_list", "read_label_map", "write_video_list",
-           "write_label_map", "missing_files", "STHV1_FLIP_LABEL_MAP"]
+__all__ = [
+    "VideoRecord",
+    "read_video_list",
+    "read_rawframe_list",
+    "read_label_map",
+    "write_video_list",
+    "write_label_map",
+    "missing_files",
+    "STHV1_FLIP_LABEL_MAP",
+]
 
 #: Something-Something V1 classes whose meaning flips with a horizontal flip ("left" <-> "right"): the
 #: ``flip_label_map`` of mmaction2's sthv1 configs (TSM, TANet, TPN-TSM), class index -> flipped index.

@@ -14,10 +14,11 @@ the parent process already holds; a pickled cache arrives empty), so the cache p
 ``num_workers=0`` or persistent workers.
 :func:`shared_frame_cache` is one cache per process, so that successive training runs share it.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 
@@ -65,8 +66,10 @@ class FrameCache:
         return len(self._store)
 
     def __repr__(self) -> str:
-        return (f"FrameCache({len(self)} videos, {self.nbytes / 2**30:.2f} of {self.max_bytes / 2**30:.2f} GB, "
-                f"hits={self.hits}, misses={self.misses})")
+        return (
+            f"FrameCache({len(self)} videos, {self.nbytes / 2**30:.2f} of {self.max_bytes / 2**30:.2f} GB, "
+            f"hits={self.hits}, misses={self.misses})"
+        )
 
 
 _SHARED: dict[str, FrameCache] = {}

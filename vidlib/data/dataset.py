@@ -18,27 +18,35 @@ Errors (``on_error``):
 :func:`forward_views` implement mmaction2's test-time averaging with bounded memory; the seeded loader
 is in :mod:`vidlib.data.loader`.
 """
+
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import FrameCache
 from .annotations import missing_files, read_label_map, read_rawframe_list, read_video_list
+from .cache import FrameCache
 from .samplers import build_sampler
 from .transforms import build_transform
 from .video import VideoReader, VideoReadError
 
-__all__ = ["VideoDataset", "DataWarning", "build_dataset", "average_views", "forward_views", "load_meta",
-           "loader_throughput"]
+__all__ = [
+    "VideoDataset",
+    "DataWarning",
+    "build_dataset",
+    "average_views",
+    "forward_views",
+    "load_meta",
+    "loader_throughput",
+]
 
 
 class DataWarning(UserWarning):
@@ -67,16 +75,33 @@ class VideoDataset(Dataset):
             later clips from memory (the same clips as without it).
     """
 
-    def __init__(self, ann_file, data_prefix, sampler, transform: Callable, test_mode: bool = False,
-                 on_error: str = "raise", label_map=None, backend: str = "decord", format: str = "video",
-                 filename_tmpl: str = "img_{:05}.jpg", start_index: int = 1, frame_cache: FrameCache | None = None):
+    def __init__(
+        self,
+        ann_file,
+        data_prefix,
+        sampler,
+        transform: Callable,
+        test_mode: bool = False,
+        on_error: str = "raise",
+        label_map=None,
+        backend: str = "decord",
+        format: str = "video",
+        filename_tmpl: str = "img_{:05}.jpg",
+        start_index: int = 1,
+        frame_cache: FrameCache | None = None,
+    ):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if format not in ("video", "rawframes"):
             raise ValueError(f"format must be 'video' or 'rawframes', got {format!r}")
         self.ann_file, self.data_prefix = Path(ann_file), Path(data_prefix)
         self.sampler, self.transform, self.test_mode, self.on_error = sampler, transform, test_mode, on_error
-        self.backend, self.format, self.filename_tmpl, self.start_index = backend, format, filename_tmpl, start_index
+        self.backend, self.format, self.filename_tmpl, self.start_index = (
+            backend,
+            format,
+            filename_tmpl,
+            start_index,
+        )
         self.frame_cache = frame_cache
         records = (read_rawframe_list if format == "rawframes" else read_video_list)(self.ann_file)
         if not records:
@@ -84,15 +109,24 @@ class VideoDataset(Dataset):
         self.classes = read_label_map(label_map) if isinstance(label_map, (str, os.PathLike)) else label_map
         bad_labels = [r for r in records if r.label < 0 or (self.classes and r.label >= len(self.classes))]
         if bad_labels:
-            raise ValueError(f"{self.ann_file}: labels out of range for {len(self.classes or [])} classes, e.g. {bad_labels[:3]}")
+            raise ValueError(
+                f"{self.ann_file}: labels out of range for {len(self.classes or [])} classes, "
+                f"e.g. {bad_labels[:3]}"
+            )
         missing = missing_files(records, self.data_prefix)
         self.missing = [str(self.data_prefix / records[i].path) for i in missing]
         if missing and on_error == "raise":
-            raise FileNotFoundError(f"{len(missing)} of {len(records)} videos listed in {self.ann_file} are missing "
-                                    f"under {self.data_prefix}, e.g. {self.missing[:5]}")
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(records)} videos listed in {self.ann_file} are missing "
+                f"under {self.data_prefix}, e.g. {self.missing[:5]}"
+            )
         if missing:
-            warnings.warn(f"SKIPPING {len(missing)} of {len(records)} videos of {self.ann_file} (missing files, e.g. "
-                          f"{self.missing[:3]}); see dataset.missing", DataWarning, stacklevel=2)
+            warnings.warn(
+                f"SKIPPING {len(missing)} of {len(records)} videos of {self.ann_file} (missing files, e.g. "
+                f"{self.missing[:3]}); see dataset.missing",
+                DataWarning,
+                stacklevel=2,
+            )
             gone = set(missing)
             records = [r for i, r in enumerate(records) if i not in gone]
         self.records = records
@@ -126,8 +160,13 @@ class VideoDataset(Dataset):
     def open(self, index: int) -> VideoReader:
         r = self.records[index]
         if self.format == "rawframes":
-            return VideoReader(self.data_prefix / r.path, "rawframes", filename_tmpl=self.filename_tmpl,
-                               start_index=self.start_index, num_frames=r.total_frames)
+            return VideoReader(
+                self.data_prefix / r.path,
+                "rawframes",
+                filename_tmpl=self.filename_tmpl,
+                start_index=self.start_index,
+                num_frames=r.total_frames,
+            )
         return VideoReader(self.data_prefix / r.path, self.backend)
 
     def load(self, index: int) -> tuple[torch.Tensor, int]:
@@ -148,8 +187,14 @@ class VideoDataset(Dataset):
 
     def _cache_key(self, index: int) -> tuple:
         r = self.records[index]
-        return (str(self.data_prefix / r.path), self.format, self.backend, self.filename_tmpl, self.start_index,
-                r.total_frames)
+        return (
+            str(self.data_prefix / r.path),
+            self.format,
+            self.backend,
+            self.filename_tmpl,
+            self.start_index,
+            r.total_frames,
+        )
 
     def _decode_all(self, index: int) -> tuple[np.ndarray, float]:
         reader = self.open(index)
@@ -165,7 +210,9 @@ class VideoDataset(Dataset):
                     raise
                 with self._failed.get_lock():
                     self._failed[index] = 1
-                warnings.warn(f"SKIPPED unreadable video ({self.num_failed} so far): {e}", DataWarning)
+                warnings.warn(
+                    f"SKIPPED unreadable video ({self.num_failed} so far): {e}", DataWarning, stacklevel=1
+                )
                 if self.test_mode:
                     return self._placeholder(), -1
                 index, error = int(torch.randint(len(self), ())), e  # training: another random video
@@ -185,12 +232,15 @@ class VideoDataset(Dataset):
         return torch.zeros(self._shape)
 
     def __repr__(self) -> str:
-        return (f"VideoDataset({len(self)} videos from {self.ann_file}, sampler={self.sampler!r}, "
-                f"test_mode={self.test_mode}, views={self.num_views})")
+        return (
+            f"VideoDataset({len(self)} videos from {self.ann_file}, sampler={self.sampler!r}, "
+            f"test_mode={self.test_mode}, views={self.num_views})"
+        )
 
 
 def load_meta(root) -> dict:
-    """A dataset folder's ``meta.json`` (synthetic benchmark) with integer ``flip_label_map`` keys, or ``{}``."""
+    """A dataset folder's ``meta.json`` (synthetic benchmark) with integer ``flip_label_map`` keys, or
+    ``{}``."""
     f = Path(root) / "meta.json"
     if not f.is_file():
         return {}
@@ -199,17 +249,31 @@ def load_meta(root) -> dict:
     return meta
 
 
-def build_dataset(root, split: str, model_cfg: dict, mode: str, *, on_error: str = "raise", backend: str = "decord",
-                  ann_file=None, data_prefix=None, format: str = "video", filename_tmpl: str = "img_{:05}.jpg",
-                  start_index: int = 1, frame_cache: FrameCache | None = None, **overrides) -> VideoDataset:
+def build_dataset(
+    root,
+    split: str,
+    model_cfg: dict,
+    mode: str,
+    *,
+    on_error: str = "raise",
+    backend: str = "decord",
+    ann_file=None,
+    data_prefix=None,
+    format: str = "video",
+    filename_tmpl: str = "img_{:05}.jpg",
+    start_index: int = 1,
+    frame_cache: FrameCache | None = None,
+    **overrides,
+) -> VideoDataset:
     """The dataset ``<root>/<split>.txt`` (videos under ``<root>``) prepared for a model.
 
     Args:
         root: a dataset folder with ``<split>.txt``, optional ``label_map.txt`` and ``meta.json``.
         split: ``"train"``, ``"val"`` ...
-        model_cfg: ``model.default_cfg`` (see ``make_cfg``): ``sampling``, ``test_sampling``, ``resize_short``,
-            ``crop_size``, ``test_crops``, ``test_crop_size``, ``mean``, ``std``, ``value_scale``, and optional
-            ``train_crop``, ``num_fixed_crops``, ``flip``, ``color_jitter``, ``flip_label_map``.
+        model_cfg: ``model.default_cfg`` (see ``make_cfg``): ``sampling``, ``test_sampling``,
+            ``resize_short``, ``crop_size``, ``test_crops``, ``test_crop_size``, ``mean``, ``std``,
+            ``value_scale``, and optional ``train_crop``, ``num_fixed_crops``, ``flip``, ``color_jitter``,
+            ``flip_label_map``.
         mode: ``"train"`` (random sampling, augmentation), ``"val"`` (the training sampler in test mode,
             centre crop) or ``"test"`` (``test_sampling``, ``test_crops`` crops: all views).
         ann_file, data_prefix: an mmaction2 list and its folder instead of ``<root>/<split>.txt`` and ``root``
@@ -227,25 +291,40 @@ def build_dataset(root, split: str, model_cfg: dict, mode: str, *, on_error: str
     root = Path(root)
     ann = Path(ann_file) if ann_file else root / f"{split}.txt"
     if not ann.is_file():
-        raise FileNotFoundError(f"no annotation list {ann}" + ("" if ann_file else f" (expected '{split}.txt' in {root})"))
+        raise FileNotFoundError(
+            f"no annotation list {ann}" + ("" if ann_file else f" (expected '{split}.txt' in {root})")
+        )
     cfg = {**model_cfg, **overrides}
     meta = load_meta(root)
     flip_map = meta["flip_label_map"] if meta else cfg.get("flip_label_map")
     sampler = build_sampler(cfg["test_sampling"] if mode == "test" else cfg["sampling"])
     transform = build_transform(cfg, mode, sampler.num_frames, flip_map)
     label_map = root / "label_map.txt"
-    return VideoDataset(ann, data_prefix or root, sampler, transform, test_mode=(mode != "train"), on_error=on_error,
-                        label_map=label_map if label_map.is_file() else None, backend=backend, format=format,
-                        filename_tmpl=filename_tmpl, start_index=start_index, frame_cache=frame_cache)
+    return VideoDataset(
+        ann,
+        data_prefix or root,
+        sampler,
+        transform,
+        test_mode=(mode != "train"),
+        on_error=on_error,
+        label_map=label_map if label_map.is_file() else None,
+        backend=backend,
+        format=format,
+        filename_tmpl=filename_tmpl,
+        start_index=start_index,
+        frame_cache=frame_cache,
+    )
 
 
 def average_views(scores: torch.Tensor, mode: str = "prob") -> torch.Tensor:
     """Average ``[B, V, C]`` view scores to ``[B, C]`` (mmaction2 ``average_clip``).
 
-    ``"prob"``: softmax over classes, then mean over views; ``"score"``: mean of the logits.
+    ``"prob"``: softmax over classes, then mean over views; ``"score"``: mean of the
+    logits.
     """
     if scores.ndim != 3:
-        raise ValueError(f"average_views expects scores [B, V, C], got shape {list(scores.shape)}")
+        shape = list(scores.shape)
+        raise ValueError(f"average_views expects scores [B, V, C], got shape {shape}")
     if mode == "prob":
         return scores.softmax(dim=-1).mean(dim=1)
     if mode == "score":
@@ -266,7 +345,7 @@ def forward_views(model: Callable, clips: torch.Tensor, max_views: int = 8) -> t
         raise ValueError(f"forward_views expects clips [B, V, 3, T, H, W], got shape {list(clips.shape)}")
     b, v = clips.shape[:2]
     flat = clips.flatten(0, 1)  # [B*V, 3, T, H, W]
-    out = torch.cat([model(flat[i:i + max_views]) for i in range(0, b * v, max_views)])  # [B*V, C]
+    out = torch.cat([model(flat[i : i + max_views]) for i in range(0, b * v, max_views)])  # [B*V, C]
     return out.view(b, v, -1)  # [B, V, C]
 
 

@@ -11,6 +11,7 @@ that made it, on the number of workers, or on where an interrupted run resumed:
   for the one call that makes the sample, then restores them;
 - :func:`make_loader` puts the two in a ``DataLoader``.
 """
+
 from __future__ import annotations
 
 import random
@@ -45,7 +46,7 @@ class EpochSampler(DistributedSampler):
         self.skip = skip
 
     def __iter__(self):
-        indices = list(super().__iter__())[self.skip:]
+        indices = list(super().__iter__())[self.skip :]
         return iter([(i, self.epoch) for i in indices])
 
     def __len__(self) -> int:
@@ -71,8 +72,10 @@ class SeededSamples(Dataset):
         s = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
-            with torch.random.fork_rng(devices=[]):  # the CPU generator only: the one the data pipeline uses
-                torch.random.default_generator.manual_seed(s)  # (torch.manual_seed would also reseed CUDA's)
+            # the CPU generator only: the one the data pipeline uses
+            with torch.random.fork_rng(devices=[]):
+                # (torch.manual_seed would also reseed CUDA's)
+                torch.random.default_generator.manual_seed(s)
                 random.seed(s)
                 np.random.seed(s)
                 return self.dataset[index]
@@ -81,10 +84,20 @@ class SeededSamples(Dataset):
             np.random.set_state(np_state)
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, num_workers: int = 0,
-                drop_last: bool = False, pin_memory: bool = False, sampler: EpochSampler | None = None,
-                persistent_workers: bool = False) -> DataLoader:
-    """A reproducible ``DataLoader`` of ``dataset``: the same ``seed`` gives the same batches, in any worker setup.
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    sampler: EpochSampler | None = None,
+    persistent_workers: bool = False,
+) -> DataLoader:
+    """A reproducible ``DataLoader`` of ``dataset``: the same ``seed`` gives the same batches, in any worker
+    setup.
 
     Args:
         shuffle: a new order every epoch (``loader.sampler.set_epoch(e)``), drawn from ``seed + e``.
@@ -92,6 +105,13 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
         drop_last, pin_memory, num_workers, persistent_workers: as in ``DataLoader``.
     """
     sampler = sampler if sampler is not None else EpochSampler(dataset, seed=seed, shuffle=shuffle)
-    return DataLoader(SeededSamples(dataset, seed), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      drop_last=drop_last, pin_memory=pin_memory, persistent_workers=persistent_workers and num_workers > 0,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        SeededSamples(dataset, seed),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -15,6 +15,7 @@ mmaction2 then adds the dataset's ``start_index`` (0 for videos, 1 for rawframes
 :class:`vidlib.data.VideoReader` applies when it opens a rawframe folder. Train mode draws from ``rng``
 (a ``numpy.random.Generator``) with the same distributions as mmaction2's ``np.random`` calls.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,7 +33,9 @@ def _check_total(total_frames: int) -> int:
     return total_frames
 
 
-def _clips_to_indices(offsets: np.ndarray, clip_len: int, frame_interval: int, total: int, out_of_bound_opt: str) -> np.ndarray:
+def _clips_to_indices(
+    offsets: np.ndarray, clip_len: int, frame_interval: int, total: int, out_of_bound_opt: str
+) -> np.ndarray:
     """Expand clip start offsets into frame indices and bring them into ``[0, total)`` (mmaction2's rule)."""
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # [num_offsets, clip_len]
     if out_of_bound_opt == "loop":
@@ -64,16 +67,32 @@ class SampleFrames:
     if ``avg == 0`` and ``N > max(n, ori)`` sorted uniform starts; else evenly spread or zero starts.
     """
 
-    def __init__(self, clip_len: int, frame_interval: int = 1, num_clips: int = 1, twice_sample: bool = False,
-                 out_of_bound_opt: str = "loop", keep_tail_frames: bool = False):
+    def __init__(
+        self,
+        clip_len: int,
+        frame_interval: int = 1,
+        num_clips: int = 1,
+        twice_sample: bool = False,
+        out_of_bound_opt: str = "loop",
+        keep_tail_frames: bool = False,
+    ):
         if out_of_bound_opt not in ("loop", "repeat_last"):
             raise ValueError(f"out_of_bound_opt must be 'loop' or 'repeat_last', got {out_of_bound_opt!r}")
         if min(clip_len, frame_interval, num_clips) < 1:
-            raise ValueError(f"clip_len, frame_interval, num_clips must be >= 1, got {clip_len}x{frame_interval}x{num_clips}")
+            raise ValueError(
+                "clip_len, frame_interval, num_clips must be >= 1, "
+                f"got {clip_len}x{frame_interval}x{num_clips}"
+            )
         if twice_sample and clip_len > 1 and num_clips == 1:
-            raise ValueError("twice_sample with a single 3D clip divides by zero in mmaction2; use num_clips >= 2")
+            raise ValueError(
+                "twice_sample with a single 3D clip divides by zero in mmaction2; use num_clips >= 2"
+            )
         self.clip_len, self.frame_interval, self.num_clips = clip_len, frame_interval, num_clips
-        self.twice_sample, self.out_of_bound_opt, self.keep_tail_frames = twice_sample, out_of_bound_opt, keep_tail_frames
+        self.twice_sample, self.out_of_bound_opt, self.keep_tail_frames = (
+            twice_sample,
+            out_of_bound_opt,
+            keep_tail_frames,
+        )
 
     @property
     def num_frames(self) -> int:
@@ -89,7 +108,9 @@ class SampleFrames:
         if self.keep_tail_frames:
             avg = (n - ori + 1) / float(self.num_clips)
             if n > ori - 1:
-                return (np.arange(self.num_clips) * avg + rng.uniform(0, avg, self.num_clips)).astype(np.int64)
+                return (np.arange(self.num_clips) * avg + rng.uniform(0, avg, self.num_clips)).astype(
+                    np.int64
+                )
             return np.zeros(self.num_clips, dtype=np.int64)
         avg = (n - ori + 1) // self.num_clips
         if avg > 0:
@@ -111,13 +132,22 @@ class SampleFrames:
         num_clips = self.num_clips * (2 if self.twice_sample else 1)
         if num_clips == 1:
             return np.array([max_offset // 2])
-        # mmaction2 divides by (self.num_clips - 1) even when twice_sample doubles the clips
-        return np.round(np.arange(num_clips) * (max_offset / float(self.num_clips - 1)))
+        # mmaction2 divides by (self.num_clips - 1) even when twice_sample doubles
+        # the clips
+        step = max_offset / float(self.num_clips - 1)
+        return np.round(np.arange(num_clips) * step)
 
-    def __call__(self, total_frames: int, test_mode: bool = False, rng: np.random.Generator | None = None,
-                 fps: float | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        total_frames: int,
+        test_mode: bool = False,
+        rng: np.random.Generator | None = None,
+        fps: float | None = None,
+    ) -> np.ndarray:
         n = _check_total(total_frames)
-        offsets = self._test_offsets(n) if test_mode else self._train_offsets(n, rng or np.random.default_rng())
+        offsets = (
+            self._test_offsets(n) if test_mode else self._train_offsets(n, rng or np.random.default_rng())
+        )
         return _clips_to_indices(offsets, self.clip_len, self.frame_interval, n, self.out_of_bound_opt)
 
     def __repr__(self) -> str:
@@ -142,8 +172,15 @@ class DenseSampleFrames(SampleFrames):
         num_sample_positions: test-time views (10).
     """
 
-    def __init__(self, clip_len: int = 1, frame_interval: int = 1, num_clips: int = 8, sample_range: int = 64,
-                 num_sample_positions: int = 10, out_of_bound_opt: str = "loop"):
+    def __init__(
+        self,
+        clip_len: int = 1,
+        frame_interval: int = 1,
+        num_clips: int = 8,
+        sample_range: int = 64,
+        num_sample_positions: int = 10,
+        out_of_bound_opt: str = "loop",
+    ):
         super().__init__(clip_len, frame_interval, num_clips, out_of_bound_opt=out_of_bound_opt)
         self.sample_range, self.num_sample_positions = sample_range, num_sample_positions
 
@@ -157,8 +194,13 @@ class DenseSampleFrames(SampleFrames):
             return np.linspace(0, positions - 1, num=self.num_sample_positions, dtype=int)
         return np.array([0 if positions == 1 else rng.integers(0, positions - 1)])
 
-    def __call__(self, total_frames: int, test_mode: bool = False, rng: np.random.Generator | None = None,
-                 fps: float | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        total_frames: int,
+        test_mode: bool = False,
+        rng: np.random.Generator | None = None,
+        fps: float | None = None,
+    ) -> np.ndarray:
         n = _check_total(total_frames)
         base = np.arange(self.num_clips) * (self.sample_range // self.num_clips)
         starts = self._starts(n, test_mode, rng or np.random.default_rng())
@@ -166,8 +208,10 @@ class DenseSampleFrames(SampleFrames):
         return _clips_to_indices(offsets, self.clip_len, self.frame_interval, n, self.out_of_bound_opt)
 
     def __repr__(self) -> str:
-        return (f"DenseSampleFrames({self.clip_len}x{self.frame_interval}x{self.num_clips}, "
-                f"sample_range={self.sample_range}, num_sample_positions={self.num_sample_positions})")
+        return (
+            f"DenseSampleFrames({self.clip_len}x{self.frame_interval}x{self.num_clips}, "
+            f"sample_range={self.sample_range}, num_sample_positions={self.num_sample_positions})"
+        )
 
 
 class STAMSampleFrames:
@@ -223,8 +267,13 @@ class STAMSampleFrames:
         """True when torchvision (hence STAM's evaluation) would have dropped this video."""
         return self.resampled_length(total_frames, fps) < self.T
 
-    def __call__(self, total_frames: int, test_mode: bool = False, rng: np.random.Generator | None = None,
-                 fps: float | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        total_frames: int,
+        test_mode: bool = False,
+        rng: np.random.Generator | None = None,
+        fps: float | None = None,
+    ) -> np.ndarray:
         n = _check_total(total_frames)
         if fps is None or fps <= 0:
             raise ValueError(f"STAMSampleFrames needs the video's fps (got {fps!r}); pass fps=reader.fps")
@@ -240,22 +289,28 @@ class STAMSampleFrames:
         self.last_was_short = self.is_short(n, fps)
         if self.last_was_short:
             if self.num_short == 0:
-                warnings.warn(f"STAMSampleFrames: a video of {n} frames at {fps:g} fps is shorter than "
-                              f"{self.window_seconds:g} s; its frames are {self.short_video}ed (torchvision "
-                              "would drop it). `num_short` counts such videos.", stacklevel=2)
+                warnings.warn(
+                    f"STAMSampleFrames: a video of {n} frames at {fps:g} fps is shorter than "
+                    f"{self.window_seconds:g} s; its frames are {self.short_video}ed (torchvision "
+                    "would drop it). `num_short` counts such videos.",
+                    stacklevel=2,
+                )
             self.num_short += 1
             inds = np.mod(inds, n) if self.short_video == "loop" else np.minimum(inds, n - 1)
         return np.asarray(inds, dtype=np.int64)
 
     def __repr__(self) -> str:
-        return f"STAMSampleFrames(T={self.T}, window={self.window_seconds:g}s, short_video={self.short_video!r})"
+        return (
+            f"STAMSampleFrames(T={self.T}, window={self.window_seconds:g}s, short_video={self.short_video!r})"
+        )
 
 
 SAMPLERS = {c.__name__: c for c in (SampleFrames, DenseSampleFrames, STAMSampleFrames)}
 
 
 def build_sampler(cfg: dict):
-    """Build a sampler from a model cfg entry, e.g. ``{"name": "SampleFrames", "clip_len": 1, "num_clips": 8}``."""
+    """Build a sampler from a model cfg entry, e.g.
+    ``{"name": "SampleFrames", "clip_len": 1, "num_clips": 8}``."""
     if not isinstance(cfg, dict) or "name" not in cfg:
         raise ValueError(f"a sampler cfg is a dict with a 'name' key, got {cfg!r}")
     kw = {k: v for k, v in cfg.items() if k != "name"}

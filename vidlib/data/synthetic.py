@@ -28,6 +28,7 @@ Layout written (``meta.json`` last, it marks the dataset complete)::
 CLI: ``python -m vidlib.data.synthetic --out data/synthetic --seed 0 [--quick]``.
 Explained in: the book chapter "From video to tensor" (``book/data.md``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,20 @@ import torch.nn.functional as F
 from .annotations import write_label_map, write_video_list
 from .video import write_video
 
-__all__ = ["CLASSES", "CLASS_IDS", "REVERSAL_PAIRS", "TEMPO_GROUPS", "MULTIPHASE_GROUPS", "FLIP_LABEL_MAP",
-           "render_clip", "generate", "ensure", "content_hash", "data_identity", "main"]
+__all__ = [
+    "CLASSES",
+    "CLASS_IDS",
+    "REVERSAL_PAIRS",
+    "TEMPO_GROUPS",
+    "MULTIPHASE_GROUPS",
+    "FLIP_LABEL_MAP",
+    "render_clip",
+    "generate",
+    "ensure",
+    "content_hash",
+    "data_identity",
+    "main",
+]
 
 # (id, label-map name); pairs are adjacent. The first member of a reversal pair is the rendered one.
 _CLASSES = [
@@ -78,15 +91,28 @@ _CLASSES = [
 CLASS_IDS = [c for c, _ in _CLASSES]
 CLASSES = [n for _, n in _CLASSES]
 _ID = {c: i for i, c in enumerate(CLASS_IDS)}
-REVERSAL_PAIRS = [[_ID[a], _ID[b]] for a, b in [
-    ("left_to_right", "right_to_left"), ("down", "up"), ("turn_cw", "turn_ccw"), ("approach", "recede"),
-    ("appear", "disappear"), ("open", "close"), ("circle_cw", "circle_ccw"), ("cover", "uncover"),
-    ("move_then_stop", "stop_then_move")]]
+REVERSAL_PAIRS = [
+    [_ID[a], _ID[b]]
+    for a, b in [
+        ("left_to_right", "right_to_left"),
+        ("down", "up"),
+        ("turn_cw", "turn_ccw"),
+        ("approach", "recede"),
+        ("appear", "disappear"),
+        ("open", "close"),
+        ("circle_cw", "circle_ccw"),
+        ("cover", "uncover"),
+        ("move_then_stop", "stop_then_move"),
+    ]
+]
 TEMPO_GROUPS = [[_ID["spin_slow"], _ID["spin_fast"]], [_ID["pulse_slow"], _ID["pulse_fast"]]]
 MULTIPHASE_GROUPS = [[_ID["move_then_stop"], _ID["stop_then_move"]], [_ID["back_and_forth"], _ID["one_way"]]]
 # A horizontal flip swaps left/right and clockwise/counter-clockwise; every other class keeps its label.
-FLIP_LABEL_MAP = {a: b for x, y in [("left_to_right", "right_to_left"), ("turn_cw", "turn_ccw"),
-                                    ("circle_cw", "circle_ccw")] for a, b in ((_ID[x], _ID[y]), (_ID[y], _ID[x]))}
+FLIP_LABEL_MAP = {
+    a: b
+    for x, y in [("left_to_right", "right_to_left"), ("turn_cw", "turn_ccw"), ("circle_cw", "circle_ccw")]
+    for a, b in ((_ID[x], _ID[y]), (_ID[y], _ID[x]))
+}
 _REVERSED_OF = {b: a for a, b in REVERSAL_PAIRS}  # label -> the class it is rendered from
 _TIME_SYMMETRIC = {c for g in TEMPO_GROUPS for c in g} | {_ID["back_and_forth"], _ID["one_way"]}
 
@@ -151,8 +177,11 @@ def _background(rng, size: int, margin: int) -> np.ndarray:
     big = size + 2 * margin
     coarse = torch.from_numpy(rng.uniform(size=(1, 1, 7, 7))).float()
     fine = torch.from_numpy(rng.uniform(size=(1, 1, 24, 24))).float()
-    mix = (0.65 * F.interpolate(coarse, (big, big), mode="bicubic", align_corners=False)
-           + 0.35 * F.interpolate(fine, (big, big), mode="bilinear", align_corners=False))[0, 0].numpy()  # [big, big]
+    # [big, big]
+    mix = (
+        0.65 * F.interpolate(coarse, (big, big), mode="bicubic", align_corners=False)
+        + 0.35 * F.interpolate(fine, (big, big), mode="bilinear", align_corners=False)
+    )[0, 0].numpy()
     mix = np.clip(mix, 0, 1)[..., None]  # [big, big, 1]
     a, b = _random_colour(rng, (0.1, 0.5), (0.2, 0.6)), _random_colour(rng, (0.1, 0.5), (0.3, 0.8))
     grain = rng.normal(0, 0.03, size=(big, big, 1))
@@ -187,9 +216,17 @@ def _object(rng, L, S, shapes=None, radius=(0.12, 0.19)):
     shapes = shapes or _SYMMETRIC_SHAPES + _ASYMMETRIC_SHAPES
     R = rng.uniform(*radius) * S
     full = lambda v: np.full(L, float(v))  # noqa: E731
-    return dict(shape=shapes[rng.integers(len(shapes))], colour=_random_colour(rng), texture=_texture_fn(rng),
-                x=full(rng.uniform(R, S - R)), y=full(rng.uniform(R, S - R)), angle=full(rng.uniform(0, 2 * np.pi)),
-                radius=full(R), alpha=full(1.0), mouth=full(0.0))
+    return dict(
+        shape=shapes[rng.integers(len(shapes))],
+        colour=_random_colour(rng),
+        texture=_texture_fn(rng),
+        x=full(rng.uniform(R, S - R)),
+        y=full(rng.uniform(R, S - R)),
+        angle=full(rng.uniform(0, 2 * np.pi)),
+        radius=full(R),
+        alpha=full(1.0),
+        mouth=full(0.0),
+    )
 
 
 def _translate(rng, o, S, p, direction, dist):
@@ -202,17 +239,25 @@ def _translate(rng, o, S, p, direction, dist):
 
 
 def _program(cid: str, rng, L: int, S: int) -> list[dict]:
-    """Per-frame object parameters of a forward clip of class ``cid``: a list of objects, drawn in order."""
+    """Per-frame object parameters of a forward clip of class ``cid``: a list of
+    objects, drawn in order."""
     o = _object(rng, L, S)
     p = _progress(rng, L)
     if cid in ("left_to_right", "down"):
         base = 0.0 if cid == "left_to_right" else np.pi / 2
-        _translate(rng, o, S, p, base + rng.uniform(-0.15, 0.15), rng.uniform(0.45, 0.7) * S)
+        angle = base + rng.uniform(-0.15, 0.15)
+        _translate(rng, o, S, p, angle, rng.uniform(0.45, 0.7) * S)
     elif cid in ("turn_cw", "spin_slow", "spin_fast"):
         o = _object(rng, L, S, _ASYMMETRIC_SHAPES, (0.28, 0.36))
-        o["x"], o["y"] = np.full(L, S / 2 + rng.uniform(-3, 3)), np.full(L, S / 2 + rng.uniform(-3, 3))  # centred
-        sweep = {"turn_cw": (150, 270), "spin_slow": (60, 120), "spin_fast": (420, 600)}[cid]
-        sign = 1.0 if cid == "turn_cw" else rng.choice([-1.0, 1.0])  # +angle is clockwise (y points down)
+        o["x"] = np.full(L, S / 2 + rng.uniform(-3, 3))  # centred
+        o["y"] = np.full(L, S / 2 + rng.uniform(-3, 3))
+        sweep = {
+            "turn_cw": (150, 270),
+            "spin_slow": (60, 120),
+            "spin_fast": (420, 600),
+        }[cid]
+        # +angle is clockwise (y points down)
+        sign = 1.0 if cid == "turn_cw" else rng.choice([-1.0, 1.0])
         o["angle"] = o["angle"] + sign * np.deg2rad(rng.uniform(*sweep)) * p
     elif cid == "approach":
         o = _object(rng, L, S, radius=(0.08, 0.11))
@@ -241,17 +286,22 @@ def _program(cid: str, rng, L: int, S: int) -> list[dict]:
         p = np.clip((np.arange(L) - t0) / (t1 - t0), 0, 1)
         _translate(rng, o, S, p, rng.uniform(0, 2 * np.pi), rng.uniform(0.35, 0.55) * S)
     elif cid in ("pulse_slow", "pulse_fast"):
-        cycles = rng.uniform(0.5, 0.75) if cid == "pulse_slow" else rng.uniform(2.0, 2.5)
-        o["radius"] = o["radius"] * (1 + 0.35 * np.sin(2 * np.pi * cycles * p + rng.uniform(0, 2 * np.pi)))
+        slow = cid == "pulse_slow"
+        cycles = rng.uniform(0.5, 0.75) if slow else rng.uniform(2.0, 2.5)
+        phase = rng.uniform(0, 2 * np.pi)
+        o["radius"] = o["radius"] * (1 + 0.35 * np.sin(2 * np.pi * cycles * p + phase))
     elif cid in ("back_and_forth", "one_way"):
         path = 1 - np.abs(1 - 2 * p) if cid == "back_and_forth" else p
-        _translate(rng, o, S, path, rng.uniform(0, 2 * np.pi), rng.uniform(0.4, 0.6) * S)
+        angle = rng.uniform(0, 2 * np.pi)
+        _translate(rng, o, S, path, angle, rng.uniform(0.4, 0.6) * S)
     else:
         raise ValueError(f"no program for class {cid!r}")
     return [o]
 
 
-def render_clip(label: int, rng: np.random.Generator, size: int = 64, length: int | None = None) -> np.ndarray:
+def render_clip(
+    label: int, rng: np.random.Generator, size: int = 64, length: int | None = None
+) -> np.ndarray:
     """Render one video of class ``label`` as uint8 ``[L, size, size, 3]`` (reversed classes reversed)."""
     L = int(length or rng.integers(LENGTH_RANGE[0], LENGTH_RANGE[1] + 1))
     source = _REVERSED_OF.get(label, label)
@@ -262,8 +312,10 @@ def render_clip(label: int, rng: np.random.Generator, size: int = 64, length: in
     start = rng.uniform(margin * 0.3, margin * 1.7, size=2) - drift * L / 2
     jitter = np.cumsum(rng.normal(0, 0.35, size=(L, 2)), axis=0)
     jitter = np.clip(jitter - jitter.mean(0), -2, 2)  # camera shake, +-2 px
-    offsets = np.clip(np.round(start + drift * np.arange(L)[:, None] + jitter).astype(int), 0, 2 * margin)  # [L, 2]
-    canvas = np.stack([bg[oy:oy + size, ox:ox + size] for ox, oy in offsets]).astype(np.float32)  # [L, S, S, 3]
+    # [L, 2]
+    offsets = np.clip(np.round(start + drift * np.arange(L)[:, None] + jitter).astype(int), 0, 2 * margin)
+    # [L, S, S, 3]
+    canvas = np.stack([bg[oy : oy + size, ox : ox + size] for ox, oy in offsets]).astype(np.float32)
     Y, X = np.mgrid[0:size, 0:size].astype(np.float32)  # [S, S]
     X = X[None] + jitter[:, 0, None, None].astype(np.float32)  # [L, S, S]
     Y = Y[None] + jitter[:, 1, None, None].astype(np.float32)
@@ -301,8 +353,15 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def generate(out, seed: int = 0, quick: bool = False, size: int = 64, per_class: dict | None = None,
-             workers: int | None = None, verbose: bool = True) -> Path:
+def generate(
+    out,
+    seed: int = 0,
+    quick: bool = False,
+    size: int = 64,
+    per_class: dict | None = None,
+    workers: int | None = None,
+    verbose: bool = True,
+) -> Path:
     """Write the benchmark to ``out`` (see the module docstring) and return its path.
 
     Args:
@@ -319,7 +378,9 @@ def generate(out, seed: int = 0, quick: bool = False, size: int = 64, per_class:
     tasks, lists = [], {}
     for split, n in per_class.items():
         order = np.random.default_rng([seed, _SPLIT_CODE[split], 999]).permutation(n * len(CLASSES))
-        tasks += [(str(out), split, k // n, k % n, int(order[k]), seed, size) for k in range(n * len(CLASSES))]
+        tasks += [
+            (str(out), split, k // n, k % n, int(order[k]), seed, size) for k in range(n * len(CLASSES))
+        ]
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
@@ -331,19 +392,37 @@ def generate(out, seed: int = 0, quick: bool = False, size: int = 64, per_class:
         write_video_list(out / f"{split}.txt", [(r[0], r[1]) for r in lists[split]])
     write_label_map(out / "label_map.txt", CLASSES)
     lengths = [r[2] for r in results]
-    meta = dict(name="Something-Synthetic", generator="vidlib.data.synthetic", seed=seed, quick=quick,
-                classes=CLASSES, class_ids=CLASS_IDS, num_classes=len(CLASSES), reversal_pairs=REVERSAL_PAIRS,
-                tempo_groups=TEMPO_GROUPS, multiphase_groups=MULTIPHASE_GROUPS,
-                flip_label_map={str(k): v for k, v in FLIP_LABEL_MAP.items()}, resolution=[size, size], fps=FPS,
-                length_range=list(LENGTH_RANGE), codec=_codec_name() + ", GOP 8, no B-frames",
-                counts={s: len(v) for s, v in lists.items()}, per_class=per_class,
-                total_frames=int(sum(lengths)), generation_seconds=round(time.time() - t0, 1),
-                generation_cpu_seconds=round(_cpu_seconds() - cpu0, 1), workers=workers,
-                content_sha256=content_hash(out))
+    meta = dict(
+        name="Something-Synthetic",
+        generator="vidlib.data.synthetic",
+        seed=seed,
+        quick=quick,
+        classes=CLASSES,
+        class_ids=CLASS_IDS,
+        num_classes=len(CLASSES),
+        reversal_pairs=REVERSAL_PAIRS,
+        tempo_groups=TEMPO_GROUPS,
+        multiphase_groups=MULTIPHASE_GROUPS,
+        flip_label_map={str(k): v for k, v in FLIP_LABEL_MAP.items()},
+        resolution=[size, size],
+        fps=FPS,
+        length_range=list(LENGTH_RANGE),
+        codec=_codec_name() + ", GOP 8, no B-frames",
+        counts={s: len(v) for s, v in lists.items()},
+        per_class=per_class,
+        total_frames=int(sum(lengths)),
+        generation_seconds=round(time.time() - t0, 1),
+        generation_cpu_seconds=round(_cpu_seconds() - cpu0, 1),
+        workers=workers,
+        content_sha256=content_hash(out),
+    )
     (out / "meta.json").write_text(json.dumps(meta, indent=1))  # last: marks the dataset complete
     if verbose:
-        print(f"Something-Synthetic: {len(results)} videos ({meta['counts']}), {meta['total_frames']} frames "
-              f"-> {out} in {meta['generation_seconds']} s ({meta['generation_cpu_seconds']} CPU s) with {workers} workers")
+        print(
+            f"Something-Synthetic: {len(results)} videos ({meta['counts']}), {meta['total_frames']} frames "
+            f"-> {out} in {meta['generation_seconds']} s ({meta['generation_cpu_seconds']} CPU s) "
+            f"with {workers} workers"
+        )
     return out
 
 
@@ -357,7 +436,8 @@ def content_hash(root) -> str:
 
     root = Path(root)
     h = hashlib.sha256()
-    files = sorted(root.glob("*.txt")) + sorted((root / "videos").rglob("*.mp4"))  # the lists, the label map, videos
+    # the lists, the label map, videos
+    files = sorted(root.glob("*.txt")) + sorted((root / "videos").rglob("*.mp4"))
     for f in files:
         h.update(f.relative_to(root).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
@@ -369,8 +449,14 @@ def data_identity(root) -> dict:
     (computed now when ``meta.json`` predates the hash)."""
     root = Path(root)
     meta = json.loads((root / "meta.json").read_text())
-    return dict(root=str(root), seed=meta["seed"], quick=meta["quick"], counts=meta["counts"],
-                codec=meta["codec"], content_sha256=meta.get("content_sha256") or content_hash(root))
+    return dict(
+        root=str(root),
+        seed=meta["seed"],
+        quick=meta["quick"],
+        counts=meta["counts"],
+        codec=meta["codec"],
+        content_sha256=meta.get("content_sha256") or content_hash(root),
+    )
 
 
 def ensure(root="data/synthetic", quick: bool = False, seed: int = 0, **kw) -> Path:

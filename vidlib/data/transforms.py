@@ -16,16 +16,29 @@ flip. The pieces mmaction2 defines differently are written out here:
 
 A transform takes and returns ``(video, label)``; :class:`Compose` chains them.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["Compose", "ResizeShort", "Resize", "MultiScaleCrop", "RandomResizedCrop", "CenterCrop", "ThreeCrop",
-           "TenCrop", "Flip", "ColorJitter", "ToModelInput", "build_transform"]
+__all__ = [
+    "Compose",
+    "ResizeShort",
+    "Resize",
+    "MultiScaleCrop",
+    "RandomResizedCrop",
+    "CenterCrop",
+    "ThreeCrop",
+    "TenCrop",
+    "Flip",
+    "ColorJitter",
+    "ToModelInput",
+    "build_transform",
+]
 
 
 def _check_video(video: torch.Tensor, where: str) -> None:
@@ -106,8 +119,13 @@ class MultiScaleCrop:
     _FIXED_5 = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2)]
     _FIXED_EXTRA = [(0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3), (3, 3)]
 
-    def __init__(self, input_size: int, scales=(1, 0.875, 0.75, 0.66), max_wh_scale_gap: int = 1,
-                 num_fixed_crops: int = 5):
+    def __init__(
+        self,
+        input_size: int,
+        scales=(1, 0.875, 0.75, 0.66),
+        max_wh_scale_gap: int = 1,
+        num_fixed_crops: int = 5,
+    ):
         if num_fixed_crops not in (5, 13):
             raise ValueError(f"num_fixed_crops must be 5 or 13, got {num_fixed_crops}")
         self.input_size, self.scales = int(input_size), tuple(scales)
@@ -117,8 +135,12 @@ class MultiScaleCrop:
     def crop_box(self, h: int, w: int, gen: torch.Generator | None = None) -> tuple[int, int, int, int]:
         """A random ``(top, left, height, width)`` for an ``h x w`` frame."""
         sides = [int(min(h, w) * s) for s in self.scales]
-        candidates = [(cw, ch) for i, ch in enumerate(sides) for j, cw in enumerate(sides)
-                      if abs(i - j) <= self.max_wh_scale_gap]
+        candidates = [
+            (cw, ch)
+            for i, ch in enumerate(sides)
+            for j, cw in enumerate(sides)
+            if abs(i - j) <= self.max_wh_scale_gap
+        ]
         cw, ch = candidates[int(torch.randint(len(candidates), (1,), generator=gen))]
         cw = self.input_size if abs(cw - self.input_size) < 3 else cw
         ch = self.input_size if abs(ch - self.input_size) < 3 else ch
@@ -133,8 +155,10 @@ class MultiScaleCrop:
         return F.resize(video, [self.input_size, self.input_size], antialias=False), label
 
     def __repr__(self) -> str:
-        return (f"MultiScaleCrop({self.input_size}, scales={self.scales}, max_wh_scale_gap={self.max_wh_scale_gap}, "
-                f"num_fixed_crops={self.num_fixed_crops})")
+        return (
+            f"MultiScaleCrop({self.input_size}, scales={self.scales}, "
+            f"max_wh_scale_gap={self.max_wh_scale_gap}, num_fixed_crops={self.num_fixed_crops})"
+        )
 
 
 class RandomResizedCrop(_VideoOnly):
@@ -181,8 +205,10 @@ class ThreeCrop:
             step = (h - s) // 2
             boxes = [(0, 0), (2 * step, 0), (step, 0)]
         else:
-            raise ValueError(f"ThreeCrop({s}) needs the short side of the {h}x{w} frames to equal {s}; "
-                             f"resize the short side to {s} first")
+            raise ValueError(
+                f"ThreeCrop({s}) needs the short side of the {h}x{w} frames to equal {s}; "
+                f"resize the short side to {s} first"
+            )
         return torch.stack([F.crop(video, t, l, s, s) for t, l in boxes]), label  # [3, N, 3, s, s]
 
     def __repr__(self) -> str:
@@ -285,7 +311,9 @@ class ToModelInput:
         return f"ToModelInput(T={self.num_frames}, value_scale={self.value_scale:g}, mean={m}, std={s})"
 
 
-def build_transform(cfg: dict, mode: str, num_frames: int, flip_label_map: dict[int, int] | None = None) -> Compose:
+def build_transform(
+    cfg: dict, mode: str, num_frames: int, flip_label_map: dict[int, int] | None = None
+) -> Compose:
     """The transform of a model cfg (see ``vidlib.models._registry.make_cfg``) for ``mode``.
 
     - ``train``: ResizeShort(resize_short) -> ``cfg["train_crop"]`` (``"multiscale"``, the default,

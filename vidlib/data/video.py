@@ -15,13 +15,14 @@ Indices are 0-based positions in presentation order for every backend. Rawframe 
 Every failure names the file: a missing path raises :class:`FileNotFoundError`, an unreadable,
 corrupt or truncated one :class:`VideoReadError`, an index out of range :class:`IndexError`.
 """
+
 from __future__ import annotations
 
 import bisect
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -92,14 +93,24 @@ class VideoReader:
             ``total_frames``); ``None`` counts the files matching the template.
     """
 
-    def __init__(self, path: str | os.PathLike, backend: str = "decord", *, num_threads: int = 1,
-                 filename_tmpl: str = "img_{:05}.jpg", start_index: int = 1, num_frames: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        backend: str = "decord",
+        *,
+        num_threads: int = 1,
+        filename_tmpl: str = "img_{:05}.jpg",
+        start_index: int = 1,
+        num_frames: int | None = None,
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r} for {path}; choose one of {BACKENDS}")
         self.path = Path(path)
         self.backend = backend
         if not self.path.exists():
-            raise FileNotFoundError(f"{backend} reader: no such {'folder' if backend == 'rawframes' else 'file'}: {self.path}")
+            raise FileNotFoundError(
+                f"{backend} reader: no such {'folder' if backend == 'rawframes' else 'file'}: {self.path}"
+            )
         if backend == "decord":
             self._impl = _DecordBackend(self.path, num_threads)
         elif backend == "pyav":
@@ -130,14 +141,19 @@ class VideoReader:
             raise
         except Exception as e:  # decoder errors come in many types (DECORDError, av.FFmpegError, OSError ...)
             reason = f"cannot decode frames {idx[:8].tolist()} ({str(e).splitlines()[0][:120]})"
-            raise VideoReadError(f"{self.path}: {reason} ({self.backend})", path=self.path, reason=reason) from e
+            raise VideoReadError(
+                f"{self.path}: {reason} ({self.backend})", path=self.path, reason=reason
+            ) from e
         if frames.shape[0] != idx.size:
             reason = f"returned {frames.shape[0]} frames for {idx.size} indices"
             raise VideoReadError(f"{self.path}: {reason} ({self.backend})", path=self.path, reason=reason)
         return frames
 
     def __repr__(self) -> str:
-        return f"VideoReader({str(self.path)!r}, backend={self.backend!r}, frames={len(self)}, fps={self.fps:.3g})"
+        return (
+            f"VideoReader({str(self.path)!r}, backend={self.backend!r}, "
+            f"frames={len(self)}, fps={self.fps:.3g})"
+        )
 
 
 class _DecordBackend:
@@ -189,7 +205,8 @@ class _PyAVBackend:
             raise VideoReadError(f"{path}: {reason} (PyAV)", path=path, reason=reason) from e
         if not pts:
             raise VideoReadError(f"{path}: no video frames (PyAV)", path=path, reason="no frames")
-        if stream.frames and len(pts) < stream.frames:  # the index (moov at the front) lists frames the file lacks
+        # the index (moov at the front) lists frames the file lacks
+        if stream.frames and len(pts) < stream.frames:
             reason = f"truncated: header says {stream.frames} frames, {len(pts)} decodable"
             raise VideoReadError(f"{path}: {reason} (PyAV)", path=path, reason=reason)
         self.pts = sorted(pts)  # presentation order
@@ -205,24 +222,42 @@ class _PyAVBackend:
         got: dict[int, np.ndarray] = {}
         decoder, pos = None, -1  # pos: index of the last decoded frame
         for i in wanted:
-            key = self.key_positions[max(bisect.bisect_right(self.key_positions, i) - 1, 0)]
+            k = bisect.bisect_right(self.key_positions, i) - 1
+            key = self.key_positions[max(k, 0)]
             if decoder is None or pos >= i or key > pos + 1:
-                self.container.seek(self.pts[key], stream=self.stream, backward=True, any_frame=False)
+                self.container.seek(
+                    self.pts[key],
+                    stream=self.stream,
+                    backward=True,
+                    any_frame=False,
+                )
                 decoder, pos = self.container.decode(self.stream), None
             for frame in decoder:
                 pos = self.pos_of_pts.get(frame.pts)
                 if pos is None:
-                    raise VideoReadError(f"{self.path}: decoded a frame with unknown pts {frame.pts} (PyAV)",
-                                         path=self.path, reason="unknown pts")
+                    msg = f"decoded a frame with unknown pts {frame.pts} (PyAV)"
+                    raise VideoReadError(
+                        f"{self.path}: {msg}",
+                        path=self.path,
+                        reason="unknown pts",
+                    )
                 if pos == i:
                     got[i] = frame.to_ndarray(format="rgb24")
                     break
                 if pos > i:
-                    raise VideoReadError(f"{self.path}: seek overshot frame {i} (landed on {pos}; PyAV)",
-                                         path=self.path, reason="seek overshot")
+                    msg = f"seek overshot frame {i} (landed on {pos}; PyAV)"
+                    raise VideoReadError(
+                        f"{self.path}: {msg}",
+                        path=self.path,
+                        reason="seek overshot",
+                    )
             else:
                 reason = f"truncated: ended before frame {i} of {self.num_frames}"
-                raise VideoReadError(f"{self.path}: {reason} (PyAV)", path=self.path, reason=reason)
+                raise VideoReadError(
+                    f"{self.path}: {reason} (PyAV)",
+                    path=self.path,
+                    reason=reason,
+                )
         return np.stack([got[i] for i in idx.tolist()])  # [N, H, W, 3]
 
 
@@ -235,8 +270,11 @@ class _RawframeBackend:
             pattern = re.compile("^" + re.escape(filename_tmpl).replace(re.escape("{:05}"), r"\d+") + "$")
             num_frames = sum(1 for f in os.listdir(path) if pattern.match(f))
         if num_frames <= 0:
-            raise VideoReadError(f"{path}: no frames named like {filename_tmpl!r} (rawframes reader)", path=path,
-                                 reason="no frames")
+            raise VideoReadError(
+                f"{path}: no frames named like {filename_tmpl!r} (rawframes reader)",
+                path=path,
+                reason="no frames",
+            )
         self.num_frames = num_frames
         self.fps = 30.0
 
@@ -247,8 +285,11 @@ class _RawframeBackend:
         for i in idx.tolist():
             f = self.path / self.tmpl.format(i + self.start_index)
             if not f.is_file():
-                raise VideoReadError(f"{self.path}: missing frame file {f.name} (frame {i} of {self.num_frames})",
-                                     path=self.path, reason=f"missing frame file {f.name}")
+                raise VideoReadError(
+                    f"{self.path}: missing frame file {f.name} (frame {i} of {self.num_frames})",
+                    path=self.path,
+                    reason=f"missing frame file {f.name}",
+                )
             with Image.open(f) as img:
                 out.append(np.asarray(img.convert("RGB")))  # [H, W, 3]
         return np.stack(out)  # [N, H, W, 3]
@@ -271,8 +312,16 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate(planes) + 0.5, 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)  # [H*3/2, W]
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, codec: str | None = None,
-                gop: int = 8, crf: int = 17, threads: int = 1) -> Path:
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float,
+    *,
+    codec: str | None = None,
+    gop: int = 8,
+    crf: int = 17,
+    threads: int = 1,
+) -> Path:
     """Write uint8 RGB frames ``[T, H, W, 3]`` to an mp4 with PyAV.
 
     Args:
@@ -289,7 +338,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, code
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"write_video({path}): expected uint8 frames [T, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+        raise ValueError(
+            f"write_video({path}): expected uint8 frames [T, H, W, 3], "
+            f"got {frames.dtype} {list(frames.shape)}"
+        )
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"write_video({path}): height and width must be even for yuv420p, got {h}x{w}")
@@ -305,8 +357,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, code
         stream.codec_context.thread_count = threads
         stream.codec_context.max_b_frames = 0
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "fast",
-                              "x264-params": f"keyint={gop}:scenecut=0:bframes=0:threads={threads}"}
+            stream.options = {
+                "crf": str(crf),
+                "preset": "fast",
+                "x264-params": f"keyint={gop}:scenecut=0:bframes=0:threads={threads}",
+            }
         else:
             stream.codec_context.bit_rate = 4_000_000
         for f in frames:

@@ -9,21 +9,52 @@
 - :mod:`.optim` (parameter groups, schedules), :mod:`.checkpoint` (atomic, resumable training checkpoints),
   :mod:`.distributed` (torchrun / DDP), :mod:`.metrics`, :mod:`.plots`, :mod:`.cli`.
 """
+
 from .config import TrainConfig, TrainState
 from .evaluation import evaluate
-from .metrics import (classification_report, confusion_matrix, mean_class_accuracy, pair_accuracy, per_class_accuracy,
-                      per_pair_accuracy, topk_accuracy)
+from .metrics import (
+    classification_report,
+    confusion_matrix,
+    mean_class_accuracy,
+    pair_accuracy,
+    per_class_accuracy,
+    per_pair_accuracy,
+    topk_accuracy,
+)
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, scale_lr
 from .parallel import train_many
-from .plots import plot_confusion, plot_curves
+from .plots import plot_confusion, plot_confusions, plot_curves, plot_seed_curves
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
-from .training import NonFiniteLossError, RunSummary, Trainer, train
+from .training import NonFiniteLossError, RunSummary, Trainer, plan_epochs, train
 
 __all__ = [
-    "TrainConfig", "TrainState", "Trainer", "train", "train_many", "evaluate", "RunSummary", "NonFiniteLossError",
-    "RECIPES", "get_recipe", "list_recipes", "format_recipe",
-    "param_groups", "build_optimizer", "build_scheduler", "lr_factor", "scale_lr",
-    "topk_accuracy", "mean_class_accuracy", "confusion_matrix", "per_class_accuracy", "classification_report",
-    "pair_accuracy", "per_pair_accuracy",
-    "plot_curves", "plot_confusion",
+    "TrainConfig",
+    "TrainState",
+    "Trainer",
+    "train",
+    "train_many",
+    "plan_epochs",
+    "evaluate",
+    "RunSummary",
+    "NonFiniteLossError",
+    "RECIPES",
+    "get_recipe",
+    "list_recipes",
+    "format_recipe",
+    "param_groups",
+    "build_optimizer",
+    "build_scheduler",
+    "lr_factor",
+    "scale_lr",
+    "topk_accuracy",
+    "mean_class_accuracy",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "classification_report",
+    "pair_accuracy",
+    "per_pair_accuracy",
+    "plot_curves",
+    "plot_confusion",
+    "plot_seed_curves",
+    "plot_confusions",
 ]

@@ -8,6 +8,7 @@
 - :func:`get_rng_state` / :func:`set_rng_state` capture Python, NumPy, torch and CUDA generators as
   tensors and plain Python values, so checkpoints load with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,9 +75,13 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
     except Exception as e:  # corrupt, truncated, or pickled Python objects
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise RuntimeError(f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
-                               "if you trust the file, load it with torch.load(path, weights_only=False)") from e
-        raise RuntimeError(f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})") from e
+            raise RuntimeError(
+                f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
+                "if you trust the file, load it with torch.load(path, weights_only=False)"
+            ) from e
+        raise RuntimeError(
+            f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})"
+        ) from e
     if not isinstance(ck, dict):
         raise RuntimeError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
     return ck
@@ -87,8 +92,13 @@ def get_rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -101,7 +111,9 @@ def set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

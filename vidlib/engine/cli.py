@@ -15,6 +15,7 @@ class-count mismatch, foreign or corrupt checkpoint, unreadable video) print one
 file, key or value, and exit with status 2; ``VIDLIB_DEBUG=1`` shows the traceback instead. Videos that
 were skipped (``--on-error skip``) or missing are counted in the printed result and listed in the reports.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,18 @@ __all__ = ["main", "build_parser"]
 
 
 def _common_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="registered model name (python -c 'import vidlib; print(vidlib.list_models())')")
-    p.add_argument("--model-kw", type=parse_kv, action="append", default=[], metavar="KEY=VALUE", dest="model_kwargs",
-                   help="model keyword argument, repeatable (e.g. --model-kw num_frames=16 --model-kw dropout=0.5)")
+    p.add_argument(
+        "--model", help="registered model name (python -c 'import vidlib; print(vidlib.list_models())')"
+    )
+    p.add_argument(
+        "--model-kw",
+        type=parse_kv,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="model_kwargs",
+        help="model keyword argument, repeatable (e.g. --model-kw num_frames=16 --model-kw dropout=0.5)",
+    )
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: cuda when available)")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
 
@@ -48,7 +58,9 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m vidlib", description="vidlib: train, test and measure video models")
+    ap = argparse.ArgumentParser(
+        prog="python -m vidlib", description="vidlib: train, test and measure video models"
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model with a recipe")
@@ -56,34 +68,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("test", help="evaluate with the multi-view test protocol")
     _common_model(e)
-    e.add_argument("--checkpoint", required=True, help="a vidlib training checkpoint or an mmaction2 checkpoint")
+    e.add_argument(
+        "--checkpoint", required=True, help="a vidlib training checkpoint or an mmaction2 checkpoint"
+    )
     e.add_argument("--data", required=True)
     e.add_argument("--split", default="val")
-    e.add_argument("--mode", default="test", choices=["test", "val"], help="test: all views; val: centre crop")
+    e.add_argument(
+        "--mode", default="test", choices=["test", "val"], help="test: all views; val: centre crop"
+    )
     e.add_argument("--recipe", help="take the data protocol (sampling, crops) from this recipe")
     e.add_argument("--average", choices=["prob", "score"], help="view averaging (default: the model cfg's)")
     e.add_argument("--batch-size", type=_positive, default=1)
     e.add_argument("--num-workers", type=int, default=2)
     e.add_argument("--max-views", type=_positive, default=8, help="views per forward pass (memory bound)")
-    e.add_argument("--out", help="write the full report (per-class table, confusion matrix, unreadable and "
-                                 "missing videos) as JSON")
+    e.add_argument(
+        "--out",
+        help="write the full report (per-class table, confusion matrix, unreadable and "
+        "missing videos) as JSON",
+    )
     e.add_argument("--backend", default="decord", choices=["decord", "pyav"])
-    e.add_argument("--on-error", default="raise", choices=["raise", "skip"],
-                   help="an unreadable video: raise, or skip it (excluded from the metrics, counted and listed)")
-    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm bar (default: when stderr is a terminal)")
+    e.add_argument(
+        "--on-error",
+        default="raise",
+        choices=["raise", "skip"],
+        help="an unreadable video: raise, or skip it (excluded from the metrics, counted and listed)",
+    )
+    e.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm bar (default: when stderr is a terminal)",
+    )
 
     f = sub.add_parser("flops", help="count MACs (fvcore) and parameters")
     _common_model(f)
-    f.add_argument("--shape", type=int, nargs="+", help="input shape B 3 T H W (default: 1 x the cfg's input_size)")
+    f.add_argument(
+        "--shape", type=int, nargs="+", help="input shape B 3 T H W (default: 1 x the cfg's input_size)"
+    )
     f.add_argument("--style", default="fvcore", choices=["fvcore", "mmcv"])
-    f.add_argument("--ops", nargs="+", help="only these op families, e.g. --ops linear conv (STAM's convention)")
+    f.add_argument(
+        "--ops", nargs="+", help="only these op families, e.g. --ops linear conv (STAM's convention)"
+    )
     f.add_argument("--num-classes", type=_positive, help="default: the model's")
 
     b = sub.add_parser("benchmark", help="clips/s of a model's forward (and backward) pass")
     _common_model(b)
     b.add_argument("--batch-size", type=_positive, default=8)
-    b.add_argument("--shape", type=int, nargs=4, metavar=("C", "T", "H", "W"), help="default: the cfg's input_size")
+    b.add_argument(
+        "--shape", type=int, nargs=4, metavar=("C", "T", "H", "W"), help="default: the cfg's input_size"
+    )
     b.add_argument("--train", action="store_true", help="time forward + backward")
     b.add_argument("--iters", type=_positive, default=10)
     b.add_argument("--warmup", type=int, default=3)
@@ -103,12 +136,16 @@ def _train(a) -> int:
     summary = train(config_from_args(a))
     if summary.get("best") is not None or summary["world_size"] == 1:
         v = summary["val"]
-        print(f"done: val top1 {v['top1']:.4f} top5 {v['top5']:.4f} mean-class {v['mean_class_acc']:.4f} "
-              f"| {summary['minutes_per_epoch']:.2f} min/epoch | {summary['work_dir']}")
+        print(
+            f"done: val top1 {v['top1']:.4f} top5 {v['top5']:.4f} mean-class {v['mean_class_acc']:.4f} "
+            f"| {summary['minutes_per_epoch']:.2f} min/epoch | {summary['work_dir']}"
+        )
         problems = data_problems(summary)
-        print(f"{summary['num_train']} train + {summary['num_val']} val videos"
-              + (f", {problems}: see {summary['summary_file']}" if problems else "")
-              + f"\nrun summary: {summary['summary_file']}")
+        print(
+            f"{summary['num_train']} train + {summary['num_val']} val videos"
+            + (f", {problems}: see {summary['summary_file']}" if problems else "")
+            + f"\nrun summary: {summary['summary_file']}"
+        )
     return 0
 
 
@@ -127,16 +164,20 @@ def _load_for_test(a):
     if ck.get("format") in (CHECKPOINT_FORMAT, "vidlib-train-1"):
         lacking = [k for k in _TRAIN_KEYS if k not in ck]
         if lacking:
-            raise KeyError(f"{path} is a vidlib training checkpoint ({ck['format']}) without the key(s) "
-                           f"{', '.join(map(repr, lacking))}; its top-level keys are: {', '.join(map(str, ck))}")
+            raise KeyError(
+                f"{path} is a vidlib training checkpoint ({ck['format']}) without the key(s) "
+                f"{', '.join(map(repr, lacking))}; its top-level keys are: {', '.join(map(str, ck))}"
+            )
         name = a.model or ck["model_name"]
         model = create_model(name, **{**ck["model_kwargs"], **kw})
         load_state_dict_strict(model, ck["model"], source=str(path))
         return model, ck.get("recipe"), "checkpoint"
     if not a.model:
-        raise ValueError(f"{path} is not a vidlib training checkpoint (no 'format' key; top-level keys: "
-                         f"{', '.join(map(str, list(ck)[:8]))}): give --model to load it as an mmaction2 checkpoint "
-                         "(and --model-kw num_classes=... if it is not the model's default)")
+        raise ValueError(
+            f"{path} is not a vidlib training checkpoint (no 'format' key; top-level keys: "
+            f"{', '.join(map(str, list(ck)[:8]))}): give --model to load it as an mmaction2 checkpoint "
+            "(and --model-kw num_classes=... if it is not the model's default)"
+        )
     model = create_model(a.model, **kw)
     load_mmaction2(model, ck)
     return model, None, "mmaction2 checkpoint"
@@ -155,19 +196,36 @@ def _test(a) -> int:
     recipe = get_recipe(a.recipe) if a.recipe else ck_recipe
     over = recipe_data(recipe or {})[0]
     device = get_device(a.device)
-    dataset = build_dataset(a.data, a.split, model.default_cfg, a.mode, backend=a.backend, on_error=a.on_error,
-                            **over)
-    report = evaluate(model.to(device), dataset, mode=a.mode, batch_size=a.batch_size, num_workers=a.num_workers,
-                      device=device, average_clips=a.average, amp=amp_mode(a.amp, device), max_views=a.max_views,
-                      progress=a.progress)
+    dataset = build_dataset(
+        a.data, a.split, model.default_cfg, a.mode, backend=a.backend, on_error=a.on_error, **over
+    )
+    report = evaluate(
+        model.to(device),
+        dataset,
+        mode=a.mode,
+        batch_size=a.batch_size,
+        num_workers=a.num_workers,
+        device=device,
+        average_clips=a.average,
+        amp=amp_mode(a.amp, device),
+        max_views=a.max_views,
+        progress=a.progress,
+    )
     problems = data_problems(report)
     n = len(dataset) + report["num_missing"]
-    print(f"{n} videos" + (f", {problems}: see the report (--out)" if problems else "")
-          + f"; {dataset.num_views} views each ({report['average_clips']} averaging): "
-          f"top1 {report['top1']:.4f}  top5 {report['top5']:.4f}  mean-class {report['mean_class_acc']:.4f}")
-    worst = sorted((r for r in report["per_class"] if r["accuracy"] is not None), key=lambda r: r["accuracy"])[:10]
-    print("lowest per-class accuracy:\n" + "\n".join(f"  {r['accuracy']:.3f}  ({r['support']:4d})  {r['name']}"
-                                                     for r in worst))
+    print(
+        f"{n} videos"
+        + (f", {problems}: see the report (--out)" if problems else "")
+        + f"; {dataset.num_views} views each ({report['average_clips']} averaging): "
+        f"top1 {report['top1']:.4f}  top5 {report['top5']:.4f}  mean-class {report['mean_class_acc']:.4f}"
+    )
+    worst = sorted(
+        (r for r in report["per_class"] if r["accuracy"] is not None), key=lambda r: r["accuracy"]
+    )[:10]
+    print(
+        "lowest per-class accuracy:\n"
+        + "\n".join(f"  {r['accuracy']:.3f}  ({r['support']:4d})  {r['name']}" for r in worst)
+    )
     if problems:
         for key in ("unreadable", "missing"):
             for path in report[key][:10]:
@@ -195,8 +253,10 @@ def _flops(a) -> int:
     if len(shape) != 5:
         raise ValueError(f"--shape takes 5 numbers B 3 T H W, got {list(shape)}")
     res = count_flops(model, shape, style=a.style, ops=a.ops)
-    print(f"{a.model} input {list(shape)}: {res.gflops:.3f} GFLOPs (= GMACs, {res.style} counting), "
-          f"{res.params:,} params")
+    print(
+        f"{a.model} input {list(shape)}: {res.gflops:.3f} GFLOPs (= GMACs, {res.style} counting), "
+        f"{res.params:,} params"
+    )
     if res.unsupported:
         print(f"not counted: {res.unsupported}")
     print(res.table())
@@ -240,9 +300,12 @@ def _benchmark(a) -> int:
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / a.iters
     mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if device.type == "cuda" else ""
-    print(f"{a.model} ({num_params(model):,} params) {'train' if a.train else 'inference'} on {device}, "
-          f"amp {amp or 'off'}, "
-          f"batch {a.batch_size} x {list(shape)}: {a.batch_size / dt:.1f} clips/s ({dt * 1000:.1f} ms/batch{mem})")
+    print(
+        f"{a.model} ({num_params(model):,} params) {'train' if a.train else 'inference'} on {device}, "
+        f"amp {amp or 'off'}, "
+        f"batch {a.batch_size} x {list(shape)}: {a.batch_size / dt:.1f} clips/s "
+        f"({dt * 1000:.1f} ms/batch{mem})"
+    )
     return 0
 
 
@@ -266,7 +329,9 @@ def main(argv=None) -> int:
     from .runlog import error_message
 
     a = build_parser().parse_args(argv)
-    handler = {"train": _train, "test": _test, "flops": _flops, "benchmark": _benchmark, "recipes": _recipes}[a.command]
+    handler = {"train": _train, "test": _test, "flops": _flops, "benchmark": _benchmark, "recipes": _recipes}[
+        a.command
+    ]
     try:
         return handler(a)
     except USER_ERRORS as e:

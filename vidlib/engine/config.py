@@ -8,6 +8,7 @@ named, typed and documented in one place. Configurations are frozen: make varian
 :class:`TrainState` is what changes while a run trains (counters, history, the running sums of the
 current epoch); it goes into every checkpoint through :meth:`TrainState.state_dict`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,15 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["TrainConfig", "TrainState", "config_fields", "check_option_names", "add_config_arguments",
-           "config_from_args", "parse_kv"]
+__all__ = [
+    "TrainConfig",
+    "TrainState",
+    "config_fields",
+    "check_option_names",
+    "add_config_arguments",
+    "config_from_args",
+    "parse_kv",
+]
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 BACKENDS = ("decord", "pyav")
@@ -25,7 +33,8 @@ ON_ERROR = ("raise", "skip")
 
 
 def _opt(default: Any = None, help: str = "", *, cli: dict | None = None, factory=None):
-    """A :class:`TrainConfig` field with its help text; ``cli`` holds its argparse settings (None: not on the CLI)."""
+    """A :class:`TrainConfig` field with its help text; ``cli`` holds its argparse settings (None: not on the
+    CLI)."""
     meta = {"help": help, "cli": cli}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -51,61 +60,105 @@ class TrainConfig:
 
     model: str | None = _opt(None, "registered model name (default: the recipe's model)", cli={})
     data: str | os.PathLike = _opt(
-        "data/synthetic", "dataset folder with train.txt, val.txt (mmaction2 lists) and label_map.txt",
-        cli=dict(required=True))
-    recipe: str | dict = _opt("synthetic_tiny", "recipe name (python -m vidlib recipes) or a recipe dict", cli={})
+        "data/synthetic",
+        "dataset folder with train.txt, val.txt (mmaction2 lists) and label_map.txt",
+        cli=dict(required=True),
+    )
+    recipe: str | dict = _opt(
+        "synthetic_tiny", "recipe name (python -m vidlib recipes) or a recipe dict", cli={}
+    )
     model_kwargs: dict = _opt(
         help="keyword arguments of vidlib.create_model, e.g. {'num_frames': 16, 'dropout': 0.5}",
-        cli=dict(flags=["--model-kw"], **_KV), factory=dict)
+        cli=dict(flags=["--model-kw"], **_KV),
+        factory=dict,
+    )
     epochs: int | None = _opt(None, "override the recipe's epochs", cli=dict(type=int))
     batch_size: int | None = _opt(None, "override the recipe's batch size (per process)", cli=dict(type=int))
     lr: float | None = _opt(None, "override the recipe's optimizer.lr", cli=dict(type=float))
     overrides: dict = _opt(
         help="recipe values by dotted key, e.g. {'optimizer.weight_decay': 5e-4} (--set KEY=VALUE)",
-        cli=dict(flags=["--set"], **_KV), factory=dict)
-    auto_scale_lr: bool = _opt(False, "scale lr by (batch size x processes) / the recipe's base_batch_size",
-                               cli=dict(action="store_true"))
+        cli=dict(flags=["--set"], **_KV),
+        factory=dict,
+    )
+    auto_scale_lr: bool = _opt(
+        False,
+        "scale lr by (batch size x processes) / the recipe's base_batch_size",
+        cli=dict(action="store_true"),
+    )
     seed: int = _opt(0, "seeds the initialisation, the data order and the augmentations", cli=dict(type=int))
     work_dir: str | os.PathLike | None = _opt(None, "checkpoints and logs (default work_dirs/<name>)", cli={})
     name: str | None = _opt(None, "run name (default <model>_<recipe>_s<seed>)", cli={})
     device: str | None = _opt(None, "cuda, cuda:1, cpu ... (default: cuda when available)", cli={})
-    amp: str = _opt("auto", "mixed precision: auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16",
-                    cli=dict(choices=AMP_CHOICES))
+    amp: str = _opt(
+        "auto",
+        "mixed precision: auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16",
+        cli=dict(choices=AMP_CHOICES),
+    )
     compile: bool = _opt(False, "torch.compile the model", cli=dict(action="store_true"))
     num_workers: int = _opt(0, "DataLoader worker processes", cli=dict(type=int, default=2))
-    resume: bool | str = _opt(False, "True: resume from <work_dir>/last.pth if present; a path: from that file",
-                              cli=dict(nargs="?", const=True, metavar="PATH"))
-    load_from: str | None = _opt(None, "initialise from an mmaction2 checkpoint (vidlib.weights.load_mmaction2)",
-                                 cli={})
-    test: bool = _opt(False, "also evaluate the final model with the full test protocol",
-                      cli=dict(action="store_true"))
-    save_every_iters: int | None = _opt(None, "also checkpoint every N iterations inside an epoch",
-                                        cli=dict(type=int))
-    deterministic: bool = _opt(True, "deterministic torch kernels (vidlib.seed_everything)",
-                               cli=dict(action=argparse.BooleanOptionalAction))
-    tensorboard: bool = _opt(False, "write TensorBoard scalars to <work_dir>/tb", cli=dict(action="store_true"))
-    progress: bool | None = _opt(None, "tqdm bars (default: when stderr is a terminal)",
-                                 cli=dict(action=argparse.BooleanOptionalAction))
+    resume: bool | str = _opt(
+        False,
+        "True: resume from <work_dir>/last.pth if present; a path: from that file",
+        cli=dict(nargs="?", const=True, metavar="PATH"),
+    )
+    load_from: str | None = _opt(
+        None, "initialise from an mmaction2 checkpoint (vidlib.weights.load_mmaction2)", cli={}
+    )
+    test: bool = _opt(
+        False, "also evaluate the final model with the full test protocol", cli=dict(action="store_true")
+    )
+    save_every_iters: int | None = _opt(
+        None, "also checkpoint every N iterations inside an epoch", cli=dict(type=int)
+    )
+    deterministic: bool = _opt(
+        True,
+        "deterministic torch kernels (vidlib.seed_everything)",
+        cli=dict(action=argparse.BooleanOptionalAction),
+    )
+    tensorboard: bool = _opt(
+        False, "write TensorBoard scalars to <work_dir>/tb", cli=dict(action="store_true")
+    )
+    progress: bool | None = _opt(
+        None,
+        "tqdm bars (default: when stderr is a terminal)",
+        cli=dict(action=argparse.BooleanOptionalAction),
+    )
     verbose: bool = _opt(True, "print the log lines (they always go to <work_dir>/log.txt)")
-    results_dir: str | os.PathLike | None = _opt("results/runs", "where <name>.json goes (None: not written)",
-                                                 cli={})
+    results_dir: str | os.PathLike | None = _opt(
+        "results/runs", "where <name>.json goes (None: not written)", cli={}
+    )
     backend: str = _opt("decord", "video reader", cli=dict(choices=BACKENDS))
-    on_error: str = _opt("raise", "an unreadable video: raise, or skip it and count it in the report",
-                         cli=dict(choices=ON_ERROR))
-    eval_batch_size: int | None = _opt(None, "validation batch size (default: the training batch size)",
-                                       cli=dict(type=int))
+    on_error: str = _opt(
+        "raise",
+        "an unreadable video: raise, or skip it and count it in the report",
+        cli=dict(choices=ON_ERROR),
+    )
+    eval_batch_size: int | None = _opt(
+        None, "validation batch size (default: the training batch size)", cli=dict(type=int)
+    )
+    log_interval: int = _opt(
+        20,
+        "without a terminal, a log line every N iterations (loss, lr, s/it, ETA); 0: none",
+        cli=dict(type=int),
+    )
     frame_cache: Any = _opt(
-        None, "keep decoded videos in memory: True (the process's shared_frame_cache), a FrameCache, or None")
+        None, "keep decoded videos in memory: True (the process's shared_frame_cache), a FrameCache, or None"
+    )
 
     def __post_init__(self):
-        for name, value, choices in (("amp", self.amp, AMP_CHOICES), ("backend", self.backend, BACKENDS),
-                                     ("on_error", self.on_error, ON_ERROR)):
+        for name, value, choices in (
+            ("amp", self.amp, AMP_CHOICES),
+            ("backend", self.backend, BACKENDS),
+            ("on_error", self.on_error, ON_ERROR),
+        ):
             if value not in choices:
                 raise ValueError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")
         for name in ("epochs", "batch_size", "save_every_iters", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
+        if self.log_interval < 0:
+            raise ValueError(f"TrainConfig.log_interval must be >= 0, got {self.log_interval}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
 
@@ -130,10 +183,16 @@ def check_option_names(names, where: str = "train") -> None:
     known = [f.name for f in fields(TrainConfig)]
     bad = [n for n in names if n not in known]
     if bad:
-        hints = [f"{n!r} (did you mean {', '.join(repr(c) for c in difflib.get_close_matches(n, known, 3))}?)"
-                 if difflib.get_close_matches(n, known, 1) else repr(n) for n in bad]
-        raise TypeError(f"{where}: unknown option {', '.join(hints)}; the options are: {', '.join(known)}. "
-                        "Model arguments go into model_kwargs=dict(...).")
+        hints = [
+            f"{n!r} (did you mean {', '.join(repr(c) for c in difflib.get_close_matches(n, known, 3))}?)"
+            if difflib.get_close_matches(n, known, 1)
+            else repr(n)
+            for n in bad
+        ]
+        raise TypeError(
+            f"{where}: unknown option {', '.join(hints)}; the options are: {', '.join(known)}. "
+            "Model arguments go into model_kwargs=dict(...)."
+        )
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,10 +255,16 @@ class TrainState:
             setattr(self, f.name, state[f.name])
 
     @classmethod
-    def from_v1(cls, ck: dict) -> "TrainState":
+    def from_v1(cls, ck: dict) -> TrainState:
         """The state of a ``vidlib-train-1`` checkpoint (flat keys, running sums in ``accum``)."""
         loss_sum, correct, seen = ck["accum"]
-        return cls(epoch=ck["epoch"], iter_in_epoch=ck["iter_in_epoch"], global_iter=ck["global_iter"],
-                   history=list(ck["history"]), best=ck["best"], loss_sum=float(loss_sum), correct=int(correct),
-                   seen=int(seen))
-
+        return cls(
+            epoch=ck["epoch"],
+            iter_in_epoch=ck["iter_in_epoch"],
+            global_iter=ck["global_iter"],
+            history=list(ck["history"]),
+            best=ck["best"],
+            loss_sum=float(loss_sum),
+            correct=int(correct),
+            seen=int(seen),
+        )

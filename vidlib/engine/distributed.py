@@ -8,6 +8,7 @@
   ``DistributedSampler``; :func:`gather_by_index` puts the per-rank results back in dataset order.
 - Logging and checkpoints happen on rank 0 only (:func:`is_main`).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,17 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "is_main", "barrier", "gather_by_index", "all_gather_lists",
-           "all_reduce_sum", "ShardSampler"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "cleanup",
+    "is_main",
+    "barrier",
+    "gather_by_index",
+    "all_gather_lists",
+    "all_reduce_sum",
+    "ShardSampler",
+]
 
 
 @dataclass(frozen=True)

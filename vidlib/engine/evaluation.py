@@ -9,6 +9,7 @@ most ``max_views`` at a time (:func:`vidlib.data.forward_views`) and are average
 Under ``torchrun`` every rank evaluates its own shard (:class:`~vidlib.engine.distributed.ShardSampler`,
 no padding duplicates) and the results are gathered in dataset order.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,16 @@ def autocast_context(device: torch.device, amp: str | None):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, *, device: torch.device, average: str = "prob", amp: str | None = None,
-            max_views: int = 8, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def predict(
+    model: nn.Module,
+    loader,
+    *,
+    device: torch.device,
+    average: str = "prob",
+    amp: str | None = None,
+    max_views: int = 8,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Averaged scores ``[N, C]`` (float64), labels ``[N]`` and per-video CE losses (single-view data only).
 
     With ``average="prob"`` the scores are probabilities, with ``"score"`` mean logits. The losses are
@@ -68,7 +77,9 @@ def predict(model: nn.Module, loader, *, device: torch.device, average: str = "p
     return torch.cat(scores).numpy(), torch.cat(labels).numpy().astype(np.int64), losses
 
 
-def _as_loader(data, *, split, mode, model_cfg, batch_size, num_workers, info: DistInfo, dataset_kw) -> DataLoader:
+def _as_loader(
+    data, *, split, mode, model_cfg, batch_size, num_workers, info: DistInfo, dataset_kw
+) -> DataLoader:
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, (str, Path)):
@@ -76,21 +87,43 @@ def _as_loader(data, *, split, mode, model_cfg, batch_size, num_workers, info: D
             raise ValueError("evaluate(data=<path>) needs the model cfg (model.default_cfg)")
         data = build_dataset(data, split, model_cfg, mode, **(dataset_kw or {}))
     if not isinstance(data, Dataset):
-        raise TypeError(f"data must be a dataset folder, a Dataset or a DataLoader, got {type(data).__name__}")
-    return DataLoader(data, batch_size=batch_size, sampler=ShardSampler(len(data), info), num_workers=num_workers,
-                      pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(0))
+        raise TypeError(
+            f"data must be a dataset folder, a Dataset or a DataLoader, got {type(data).__name__}"
+        )
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(data), info),
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
-def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", batch_size: int = 4,
-             num_workers: int = 0, device: torch.device | str | None = None, average_clips: str | None = None,
-             class_names: list[str] | None = None, amp: str | None = None, max_views: int = 8,
-             info: DistInfo | None = None, dataset_kw: dict | None = None, progress: bool | None = None) -> dict:
+def evaluate(
+    model: nn.Module,
+    data,
+    *,
+    split: str = "val",
+    mode: str = "test",
+    batch_size: int = 4,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    average_clips: str | None = None,
+    class_names: list[str] | None = None,
+    amp: str | None = None,
+    max_views: int = 8,
+    info: DistInfo | None = None,
+    dataset_kw: dict | None = None,
+    progress: bool | None = None,
+) -> dict:
     """Evaluate ``model`` on a dataset folder, a ``Dataset`` or a ``DataLoader``.
 
     Args:
         data: a dataset folder (``<data>/<split>.txt``, built with ``model.default_cfg`` for ``mode``), a
             ``Dataset`` yielding ``(clip, label)`` or a ``DataLoader``.
-        mode: ``"test"`` (the model's test protocol: all views) or ``"val"`` (one centre view per sampler clip).
+        mode: ``"test"`` (the model's test protocol: all views) or ``"val"`` (one centre view per sampler
+            clip).
         average_clips: ``"prob"`` or ``"score"``; default: the model cfg's ``average_clips`` (``"prob"``).
         class_names: for the per-class table; default: the dataset's label map.
         info: the distributed setting (default: single process).
@@ -110,10 +143,19 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
     device = torch.device(device) if device is not None else get_device()
     cfg = getattr(model, "default_cfg", None)
     average = average_clips or (cfg or {}).get("average_clips", "prob")
-    loader = _as_loader(data, split=split, mode=mode, model_cfg=cfg, batch_size=batch_size, num_workers=num_workers,
-                        info=info or DistInfo(), dataset_kw=dataset_kw)
-    scores, labels, losses = predict(model, loader, device=device, average=average, amp=amp, max_views=max_views,
-                                     progress=progress)
+    loader = _as_loader(
+        data,
+        split=split,
+        mode=mode,
+        model_cfg=cfg,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        info=info or DistInfo(),
+        dataset_kw=dataset_kw,
+    )
+    scores, labels, losses = predict(
+        model, loader, device=device, average=average, amp=amp, max_views=max_views, progress=progress
+    )
     if isinstance(loader.sampler, ShardSampler):
         per_rank = losses if losses is not None else [None] * len(labels)
         rows = gather_by_index(loader.sampler.indices, list(zip(scores, labels, per_rank)))
@@ -123,14 +165,27 @@ def evaluate(model: nn.Module, data, *, split: str = "val", mode: str = "test", 
     ok = labels >= 0
     unreadable = _unreadable(loader, ~ok)
     if unreadable:
-        warnings.warn(f"evaluate: {len(unreadable)} of {len(labels)} videos could not be read; they are excluded "
-                      f"from the metrics (report['unreadable']: {unreadable[:3]}...)", DataWarning)
+        warnings.warn(
+            f"evaluate: {len(unreadable)} of {len(labels)} videos could not be read; they are excluded "
+            f"from the metrics (report['unreadable']: {unreadable[:3]}...)",
+            DataWarning,
+            stacklevel=1,
+        )
     names = class_names or getattr(loader.dataset, "classes", None)
     report = classification_report(scores[ok], labels[ok], names)
     missing = list(getattr(loader.dataset, "missing", []))
-    report.update(preds=scores.argmax(axis=1).tolist(), labels=labels.tolist(), scores=scores, loss=loss,
-                  average_clips=average, mode=mode, unreadable=unreadable, num_unreadable=len(unreadable),
-                  missing=missing, num_missing=len(missing))
+    report.update(
+        preds=scores.argmax(axis=1).tolist(),
+        labels=labels.tolist(),
+        scores=scores,
+        loss=loss,
+        average_clips=average,
+        mode=mode,
+        unreadable=unreadable,
+        num_unreadable=len(unreadable),
+        missing=missing,
+        num_missing=len(missing),
+    )
     return report
 
 
@@ -146,5 +201,7 @@ def _unreadable(loader, failed: np.ndarray) -> list[str]:
 
 def data_problems(report: dict) -> str:
     """``"2 unreadable, 1 missing"`` for an evaluation report (or a summary), ``""`` when nothing was lost."""
-    parts = [f"{report.get(f'num_{k}', 0)} {k}" for k in ("unreadable", "missing") if report.get(f"num_{k}", 0)]
+    parts = [
+        f"{report.get(f'num_{k}', 0)} {k}" for k in ("unreadable", "missing") if report.get(f"num_{k}", 0)
+    ]
     return ", ".join(parts)

@@ -9,12 +9,20 @@ the labels *or* the predictions, so a class that is predicted but absent from th
 ``mmaction2_compat=True`` reproduces that (both agree when every class has a sample, e.g. on the full
 Kinetics-400 validation list).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["topk_accuracy", "confusion_matrix", "per_class_accuracy", "mean_class_accuracy", "classification_report",
-           "pair_accuracy", "per_pair_accuracy"]
+__all__ = [
+    "topk_accuracy",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "mean_class_accuracy",
+    "classification_report",
+    "pair_accuracy",
+    "per_pair_accuracy",
+]
 
 
 def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +30,9 @@ def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     if scores.ndim != 2 or labels.ndim != 1 or len(scores) != len(labels):
         raise ValueError(f"expected scores [N, C] and labels [N], got {scores.shape} and {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= scores.shape[1]):
-        raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got range [{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"labels must lie in [0, {scores.shape[1]}), got range [{labels.min()}, {labels.max()}]"
+        )
     return scores, labels.astype(np.int64)
 
 
@@ -84,8 +94,12 @@ def classification_report(scores, labels, class_names: list[str] | None = None, 
     out["mean_class_acc"] = mean_class_accuracy(scores, labels)
     out["num_samples"] = int(len(labels))
     out["per_class"] = [
-        {"class": c, "name": names[c], "support": int(cm[c].sum()),
-         "accuracy": None if np.isnan(acc[c]) else float(acc[c])}
+        {
+            "class": c,
+            "name": names[c],
+            "support": int(cm[c].sum()),
+            "accuracy": None if np.isnan(acc[c]) else float(acc[c]),
+        }
         for c in range(num_classes)
     ]
     out["confusion_matrix"] = cm.tolist()
@@ -95,24 +109,34 @@ def classification_report(scores, labels, class_names: list[str] | None = None, 
 
 # --------------------------------------------------------------------------------- reversal pairs
 def pair_accuracy(scores, labels, pairs) -> dict:
-    """Metrics of a benchmark with **reversal pairs** (a class and the same videos played backwards).
+    """Metrics of a benchmark with **reversal pairs** (a class and the same videos
+    played backwards).
 
     Args:
-        scores: ``[N, C]``; labels: ``[N]``; pairs: ``[(a, b), ...]`` class indices, ``b`` = ``a`` reversed.
+        scores: ``[N, C]``; labels: ``[N]``; pairs: ``[(a, b), ...]`` class indices,
+            ``b`` = ``a`` reversed.
 
-    Returns ``top1`` (all videos), ``top1_pairs`` (top-1 on the videos of paired classes), ``pair_acc`` (of
-    the true class and its partner, does the true one score higher?) and ``n_pair_videos``. A model that
-    ignores frame order sees the same frames for both classes of a pair: its ``pair_acc`` is 0.5.
+    Returns ``top1`` (all videos), ``top1_pairs`` (top-1 on the videos of paired
+    classes), ``pair_acc`` (of the true class and its partner, does the true one score
+    higher?) and ``n_pair_videos``. A model that ignores frame order sees the same
+    frames for both classes of a pair: its ``pair_acc`` is 0.5.
     """
     scores, labels = _check(scores, labels)
     partner = {a: b for p in pairs for a, b in (tuple(p), tuple(p)[::-1])}
     paired = np.isin(labels, list(partner))
     rows, y = np.flatnonzero(paired), labels[paired]
     other = np.array([partner[int(c)] for c in y], dtype=np.int64)
-    return dict(top1=float((scores.argmax(1) == labels).mean()),
-                top1_pairs=float((scores[rows].argmax(1) == y).mean()) if len(rows) else float("nan"),
-                pair_acc=float((scores[rows, y] > scores[rows, other]).mean()) if len(rows) else float("nan"),
-                n_pair_videos=int(paired.sum()))
+    if len(rows):
+        top1_pairs = float((scores[rows].argmax(1) == y).mean())
+        pair_acc = float((scores[rows, y] > scores[rows, other]).mean())
+    else:
+        top1_pairs = pair_acc = float("nan")
+    return dict(
+        top1=float((scores.argmax(1) == labels).mean()),
+        top1_pairs=top1_pairs,
+        pair_acc=pair_acc,
+        n_pair_videos=int(paired.sum()),
+    )
 
 
 def per_pair_accuracy(scores, labels, pairs, names=None) -> dict[str, float]:
@@ -123,5 +147,7 @@ def per_pair_accuracy(scores, labels, pairs, names=None) -> dict[str, float]:
         rows = np.flatnonzero(np.isin(labels, [a, b]))
         other = np.where(labels[rows] == a, b, a)
         key = f"{names[a]} / {names[b]}" if names is not None else f"{a} / {b}"
-        out[key] = float((scores[rows, labels[rows]] > scores[rows, other]).mean()) if len(rows) else float("nan")
+        out[key] = (
+            float((scores[rows, labels[rows]] > scores[rows, other]).mean()) if len(rows) else float("nan")
+        )
     return out

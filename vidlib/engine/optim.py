@@ -25,6 +25,7 @@ last fc bias (fc_lr5)       x10     0
 
 "Last fc" is the last ``nn.Linear`` in ``model.modules()`` order (the classifier of every vidlib model).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,14 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["param_groups", "build_optimizer", "lr_factor", "build_scheduler", "scale_lr", "PARAM_GROUP_POLICIES"]
+__all__ = [
+    "param_groups",
+    "build_optimizer",
+    "lr_factor",
+    "build_scheduler",
+    "scale_lr",
+    "PARAM_GROUP_POLICIES",
+]
 
 PARAM_GROUP_POLICIES = ("default", "tsm", "tsm_fc_lr5", "no_decay_1d")
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -65,8 +73,10 @@ def _tsm_groups(model: nn.Module, fc_lr5: bool) -> list[dict]:
         elif own:
             names = [n for n, _ in m.named_parameters(recurse=False)]
             raise ValueError(
-                f"param_groups('tsm'): module {type(m).__name__} has parameters {names} with no learning policy "
-                "(the TSM policy knows convs, Linear and norm layers); use param_groups='default'")
+                f"param_groups('tsm'): module {type(m).__name__} has parameters {names} "
+                "with no learning policy "
+                "(the TSM policy knows convs, Linear and norm layers); use param_groups='default'"
+            )
     if last_fc is None:
         raise ValueError("param_groups('tsm'): the model has no nn.Linear classifier")
     head_w = [last_fc.weight]
@@ -76,9 +86,13 @@ def _tsm_groups(model: nn.Module, fc_lr5: bool) -> list[dict]:
     if not fc_lr5:
         weights, biases, head_w, head_b = weights + head_w, biases + head_b, [], []
     groups = [
-        _group("first_conv_weight", first_w, 1, 1), _group("first_conv_bias", first_b, 2, 0),
-        _group("normal_weight", weights, 1, 1), _group("normal_bias", biases, 2, 0),
-        _group("norm", norms, 1, 0), _group("last_fc_weight", head_w, 5, 1), _group("last_fc_bias", head_b, 10, 0),
+        _group("first_conv_weight", first_w, 1, 1),
+        _group("first_conv_bias", first_b, 2, 0),
+        _group("normal_weight", weights, 1, 1),
+        _group("normal_bias", biases, 2, 0),
+        _group("norm", norms, 1, 0),
+        _group("last_fc_weight", head_w, 5, 1),
+        _group("last_fc_bias", head_b, 10, 0),
     ]
     return [g for g in groups if g["params"]]
 
@@ -114,8 +128,10 @@ def param_groups(model: nn.Module, policy: str = "default", *, lr: float, weight
     seen = [id(p) for g in groups for p in g["params"]]
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     if len(seen) != len(set(seen)) or set(seen) != trainable:
-        raise RuntimeError(f"param_groups({policy!r}): {len(trainable)} trainable parameters but {len(seen)} "
-                           f"grouped ({len(set(seen))} distinct)")
+        raise RuntimeError(
+            f"param_groups({policy!r}): {len(trainable)} trainable parameters but {len(seen)} "
+            f"grouped ({len(set(seen))} distinct)"
+        )
     for g in groups:
         g["lr"], g["weight_decay"] = lr * g["lr_mult"], weight_decay * g["wd_mult"]
     return groups
@@ -131,8 +147,14 @@ def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     name, lr, wd = cfg.pop("name").lower(), cfg.pop("lr"), cfg.pop("weight_decay", 0.0)
     groups = param_groups(model, cfg.pop("param_groups", "default"), lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.pop("momentum", 0.9),
-                               nesterov=cfg.pop("nesterov", False), weight_decay=wd, **cfg)
+        return torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=cfg.pop("momentum", 0.9),
+            nesterov=cfg.pop("nesterov", False),
+            weight_decay=wd,
+            **cfg,
+        )
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, **cfg)
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adamw'")
@@ -185,11 +207,14 @@ def lr_factor(schedule: list[dict], it: int, iters_per_epoch: int, epochs: int |
     return math.prod(_phase_factor(p, it, iters_per_epoch, epochs) for p in schedule)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: list[dict], iters_per_epoch: int,
-                    epochs: int | None = None):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: list[dict], iters_per_epoch: int, epochs: int | None = None
+):
     """A ``LambdaLR`` stepped once per iteration; group ``g`` gets ``g["initial_lr"] * lr_factor(...)``."""
     for p in schedule:  # validate eagerly so a typo fails before training starts
         _phase_factor(p, 0, iters_per_epoch, epochs)
         if p["name"] == "cosine" and "end" not in p and not epochs:
             raise ValueError("a cosine phase without 'end' needs the number of epochs")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(schedule, it, iters_per_epoch, epochs))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: lr_factor(schedule, it, iters_per_epoch, epochs)
+    )

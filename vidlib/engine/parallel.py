@@ -7,7 +7,8 @@ two runs side by side do. :func:`train_many` runs a list of
 ``cores // processes`` torch threads) and returns their summaries in order::
 
     base = TrainConfig(data="data/synthetic", recipe="synthetic_tiny", frame_cache=True)
-    runs = [replace(base, model=m, seed=s, work_dir=f"work_dirs/x/{m}_s{s}") for m in models for s in (0, 1, 2)]
+    runs = [replace(base, model=m, seed=s, work_dir=f"work_dirs/x/{m}_s{s}")
+            for m in models for s in (0, 1, 2)]
     summaries = train_many(runs)
 
 Each worker keeps its own :func:`~vidlib.data.shared_frame_cache`, so with ``frame_cache=True`` a
@@ -16,13 +17,15 @@ the same result in a worker as in this process with the same number of threads (
 On a GPU, up to 8 small runs share the device (their pace is set by the data pipeline of each process);
 with ``processes=1`` the runs go one after another in this process.
 """
+
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Sequence
 
 import torch
 
@@ -51,8 +54,12 @@ def _available_gb() -> float | None:
 MAX_GPU_SHARING = 8
 
 
-def default_processes(num_runs: int, device: torch.device | str | None = None, gb_per_process: float = 0.0) -> int:
-    """One process per available CPU core (at most ``num_runs``), on a GPU too (at most :data:`MAX_GPU_SHARING`).
+def default_processes(
+    num_runs: int, device: torch.device | str | None = None, gb_per_process: float = 0.0
+) -> int:
+    """One process per available CPU core (at most ``num_runs``), on a GPU too (at most
+    :data:`MAX_GPU_SHARING`). On a CPU, when the runs do not divide evenly over the cores, up to twice
+    as many processes (one thread each) share the cores so that none idles in the last round.
 
     Small models on a GPU are paced by their one-process data pipeline, not by the GPU, so several runs
     share it well; pass ``processes=1`` to :func:`train_many` for runs that each fill the GPU.
@@ -60,9 +67,16 @@ def default_processes(num_runs: int, device: torch.device | str | None = None, g
     workers fit in the memory available now.
     """
     dev = torch.device(device) if device is not None else get_device()
-    n = min(_cores(), num_runs)
+    cores = n = min(_cores(), num_runs)
     if dev.type != "cpu":
         n = min(n, MAX_GPU_SHARING)
+    elif num_runs > cores:
+        # Equal runs on `cores` cores: p processes take ceil(runs / p) rounds of p / cores run-times
+        # each. Take the p in [cores, 2 cores] that finishes first, e.g. 9 runs on 2 cores: 3 processes
+        # (3 rounds of 1.5 = 4.5 run-times) rather than 2 (5 rounds of 1, the last with a core idle).
+        n = min(
+            range(cores, min(2 * cores, num_runs) + 1), key=lambda p: (math.ceil(num_runs / p) * p / cores, p)
+        )
     free = _available_gb()
     if gb_per_process > 0 and free is not None:
         n = min(n, int(free // (gb_per_process + 1.0)))  # + about 1 GB for the process itself
@@ -94,8 +108,9 @@ def _cache_gb(cache) -> float:
     return (shared_frame_cache().max_bytes if cache is True else getattr(cache, "max_bytes", 0) or 0) / 2**30
 
 
-def train_many(runs: Sequence[TrainConfig], *, processes: int | None = None,
-               threads: int | None = None) -> list[RunSummary]:
+def train_many(
+    runs: Sequence[TrainConfig], *, processes: int | None = None, threads: int | None = None
+) -> list[RunSummary]:
     """Train every :class:`~vidlib.engine.config.TrainConfig` of ``runs``; the summaries in order.
 
     Args:
@@ -117,19 +132,23 @@ def train_many(runs: Sequence[TrainConfig], *, processes: int | None = None,
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"train_many takes TrainConfig objects, got {type(cfg).__name__}")
         if not isinstance(cfg.model, str):
-            raise TypeError("train_many needs a registered model name (a string) in every config, "
-                            f"got {cfg.model!r}")
+            raise TypeError(
+                f"train_many needs a registered model name (a string) in every config, got {cfg.model!r}"
+            )
     work_dirs = [os.fspath(c.work_dir) for c in runs if c.work_dir is not None]
     if len(set(work_dirs)) != len(work_dirs):
         raise ValueError("train_many: two runs share a work_dir; give each run its own")
-    n = processes or default_processes(len(runs), runs[0].device,
-                                       gb_per_process=max(_cache_gb(c.frame_cache) for c in runs))
+    n = processes or default_processes(
+        len(runs), runs[0].device, gb_per_process=max(_cache_gb(c.frame_cache) for c in runs)
+    )
     if n <= 1:
         return [_tag(Trainer(cfg).fit(), 1, torch.get_num_threads()) for cfg in runs]
     per_worker = threads or max(1, _cores() // n)
-    runs = [dataclasses.replace(cfg, progress=False) for cfg in runs]  # one tqdm bar per process would interleave
-    with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(per_worker,)) as pool:
+    # one tqdm bar per process would interleave
+    runs = [dataclasses.replace(cfg, progress=False) for cfg in runs]
+    with ProcessPoolExecutor(
+        n, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(per_worker,)
+    ) as pool:
         futures = [pool.submit(_train_in_worker, cfg) for cfg in runs]
         results = [f.result() for f in futures]
     return [_tag(_rebuild(summary, state), n, per_worker) for summary, state in results]

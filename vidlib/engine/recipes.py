@@ -7,12 +7,13 @@ value can be overridden (``--set optimizer.lr=0.005``; :func:`apply_overrides`),
 
 Keys of a recipe (all plain data):
 
-- ``model``, ``model_kwargs``: what :func:`vidlib.create_model` builds (``dataset`` for the models with several
-  protocols, ``num_classes``, ``dropout``, ...).
+- ``model``, ``model_kwargs``: what :func:`vidlib.create_model` builds (``dataset`` for the models with
+  several protocols, ``num_classes``, ``dropout``, ...).
 - ``pretrained``: the initialisation the paper used (documentation; nothing is downloaded). Pass the file with
   the model keyword for its kind: ``--model-kw imagenet_init=PATH`` (a torchvision 2D ResNet into a 2D model),
   ``--model-kw inflate_from=PATH`` (a torchvision 2D ResNet inflated into a 3D model),
-  ``--model-kw vit_init=PATH`` (an image ViT into STAM's spatial ViT), or ``--load-from PATH`` (a whole model).
+  ``--model-kw vit_init=PATH`` (an image ViT into STAM's spatial ViT), or ``--load-from PATH`` (a whole
+  model).
 - ``data``: overrides of the model's ``default_cfg`` passed to :func:`vidlib.data.build_dataset`
   (:data:`DATA_CFG_KEYS`: ``sampling``, ``test_sampling``, ``test_crops``, ``test_crop_size``, ``train_crop``,
   ``num_fixed_crops``, ``flip``, ``color_jitter``, ``flip_label_map`` ...), plus documentation: ``dataset``,
@@ -27,6 +28,7 @@ Keys of a recipe (all plain data):
 
 Sources: ``[MM]`` = open-mmlab/mmaction2 @ 4d6c9347 (1.2.0), paths under ``configs/``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,21 +37,48 @@ from typing import Any
 
 from ..data.annotations import STHV1_FLIP_LABEL_MAP
 
-__all__ = ["RECIPES", "DATA_CFG_KEYS", "DATASET_KEYS", "get_recipe", "list_recipes", "apply_overrides", "parse_value", "format_recipe"]
+__all__ = [
+    "RECIPES",
+    "DATA_CFG_KEYS",
+    "DATASET_KEYS",
+    "get_recipe",
+    "list_recipes",
+    "apply_overrides",
+    "parse_value",
+    "format_recipe",
+]
 
 #: Keys of a recipe's ``data`` that override the model cfg given to ``vidlib.data.build_dataset``.
-DATA_CFG_KEYS = ("sampling", "test_sampling", "crop_size", "resize_short", "test_crops", "test_crop_size",
-                 "train_crop", "num_fixed_crops", "flip", "color_jitter", "flip_label_map", "mean", "std",
-                 "value_scale", "average_clips")
+DATA_CFG_KEYS = (
+    "sampling",
+    "test_sampling",
+    "crop_size",
+    "resize_short",
+    "test_crops",
+    "test_crop_size",
+    "train_crop",
+    "num_fixed_crops",
+    "flip",
+    "color_jitter",
+    "flip_label_map",
+    "mean",
+    "std",
+    "value_scale",
+    "average_clips",
+)
 #: Keys of a recipe's ``data`` that describe the files (passed to ``vidlib.data.build_dataset`` as arguments).
 DATASET_KEYS = ("format", "filename_tmpl", "start_index")
 #: Something-Something V1 as mmaction2 reads it: RawframeDataset, ``{:05}.jpg`` frames numbered from 1.
 STHV1_FRAMES = dict(format="rawframes", filename_tmpl="{:05}.jpg", start_index=1)
 
 # --- shared pieces (mmaction2 transform names and arguments) ------------------------------------------
-IMAGENET_R50 = "torchvision://resnet50 (ImageNet; vidlib: model kwarg imagenet_init=<torchvision resnet50 .pth>)"
-IMAGENET_R50_3D = ("torchvision://resnet50 (ImageNet), inflated to 3D (vidlib: model kwarg "
-                   "inflate_from=<torchvision resnet50 .pth>)")
+IMAGENET_R50 = (
+    "torchvision://resnet50 (ImageNet; vidlib: model kwarg imagenet_init=<torchvision resnet50 .pth>)"
+)
+IMAGENET_R50_3D = (
+    "torchvision://resnet50 (ImageNet), inflated to 3D (vidlib: model kwarg "
+    "inflate_from=<torchvision resnet50 .pth>)"
+)
 
 
 def _seg(n: int, **kw) -> dict:
@@ -58,26 +87,47 @@ def _seg(n: int, **kw) -> dict:
 
 def _multiscale(num_fixed_crops: int, flip: float | None, flip_label_map: dict | None = None) -> dict:
     """mmaction2's MultiScaleCrop train pipeline: the transcript and the ``build_dataset`` cfg keys."""
-    aug = [dict(name="Resize", scale=(-1, 256)),
-           dict(name="MultiScaleCrop", input_size=224, scales=(1, 0.875, 0.75, 0.66), random_crop=False,
-                max_wh_scale_gap=1, num_fixed_crops=num_fixed_crops),
-           dict(name="Resize", scale=(224, 224), keep_ratio=False)]
+    aug = [
+        dict(name="Resize", scale=(-1, 256)),
+        dict(
+            name="MultiScaleCrop",
+            input_size=224,
+            scales=(1, 0.875, 0.75, 0.66),
+            random_crop=False,
+            max_wh_scale_gap=1,
+            num_fixed_crops=num_fixed_crops,
+        ),
+        dict(name="Resize", scale=(224, 224), keep_ratio=False),
+    ]
     if flip:
         aug.append(dict(name="Flip", flip_ratio=flip, flip_label_map=flip_label_map))
-    return dict(train_aug=aug, train_crop="multiscale", num_fixed_crops=num_fixed_crops, flip=flip or 0,
-                color_jitter=False, flip_label_map=flip_label_map)
+    return dict(
+        train_aug=aug,
+        train_crop="multiscale",
+        num_fixed_crops=num_fixed_crops,
+        flip=flip or 0,
+        color_jitter=False,
+        flip_label_map=flip_label_map,
+    )
 
 
 def _rrc(resize_first: bool, flip_label_map: dict | None = None, color_jitter: bool = False) -> dict:
     """RandomResizedCrop (area 0.08-1, ratio 3/4-4/3) + flip 0.5 (+ ColorJitter) train pipeline."""
     aug = [dict(name="Resize", scale=(-1, 256))] if resize_first else []
-    aug += [dict(name="RandomResizedCrop", area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3)),
-            dict(name="Resize", scale=(224, 224), keep_ratio=False),
-            dict(name="Flip", flip_ratio=0.5, flip_label_map=flip_label_map)]
+    aug += [
+        dict(name="RandomResizedCrop", area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3)),
+        dict(name="Resize", scale=(224, 224), keep_ratio=False),
+        dict(name="Flip", flip_ratio=0.5, flip_label_map=flip_label_map),
+    ]
     if color_jitter:
         aug.append(dict(name="ColorJitter", brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1))
-    return dict(train_aug=aug, train_crop="random_resized", flip=0.5, color_jitter=color_jitter,
-                flip_label_map=flip_label_map)
+    return dict(
+        train_aug=aug,
+        train_crop="random_resized",
+        flip=0.5,
+        color_jitter=color_jitter,
+        flip_label_map=flip_label_map,
+    )
 
 
 CENTER_224 = dict(views="1 clip x CenterCrop 224", clips=1, crops=1, crop_size=224, resize_short=256)
@@ -85,8 +135,11 @@ CENTER_224 = dict(views="1 clip x CenterCrop 224", clips=1, crops=1, crop_size=2
 
 def _threecrop_256(views: str, clips: int) -> dict:
     """The test protocol ``clips`` x ThreeCrop(256), prob averaging (the data keys of a recipe)."""
-    return dict(test=dict(views=views, clips=clips, crops=3, crop_size=256, resize_short=256, average_clips="prob"),
-                test_crops=3, test_crop_size=256)
+    return dict(
+        test=dict(views=views, clips=clips, crops=3, crop_size=256, resize_short=256, average_clips="prob"),
+        test_crops=3,
+        test_crop_size=256,
+    )
 
 
 def _sgd(lr: float, wd: float, groups: str = "default", nesterov: bool = False) -> dict:
@@ -103,199 +156,351 @@ RECIPES: dict[str, dict[str, Any]] = {}
 RECIPES["tanet_r50_k400"] = dict(
     description="TANet-R50, Kinetics-400, dense 1x1x8, 100 epochs",
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-dense-1x1x8-100e_kinetics400-rgb.py "
-           "(+ _base_/models/tanet_r50.py, _base_/schedules/sgd_tsm_100e.py)",
-    published="tanet_r50_k400", model="tanet_r50",
-    model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5), pretrained=IMAGENET_R50,
-    data=dict(dataset="Kinetics-400 videos (Decord)",
-              sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-              test_sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-              **_multiscale(13, flip=0.5),
-              val=dict(views="10 dense clips x CenterCrop 224", clips=10, crops=1, crop_size=224, resize_short=256),
-              **_threecrop_256("10 dense clips x ThreeCrop 256 = 30 views", 10)),
-    batch_size=8, gpus=8, base_batch_size=64, epochs=100, val_interval=5,
-    optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"), clip_grad=20, schedule=_multistep([50, 75, 90], 100),
-    notes="README says '8 clips x 3 crop'; the test pipeline is 10 dense clips x 3 crops. The base model config "
-          "has the mean typo 103.5 (vidlib uses 103.53 everywhere).")
+    "(+ _base_/models/tanet_r50.py, _base_/schedules/sgd_tsm_100e.py)",
+    published="tanet_r50_k400",
+    model="tanet_r50",
+    model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5),
+    pretrained=IMAGENET_R50,
+    data=dict(
+        dataset="Kinetics-400 videos (Decord)",
+        sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
+        test_sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
+        **_multiscale(13, flip=0.5),
+        val=dict(views="10 dense clips x CenterCrop 224", clips=10, crops=1, crop_size=224, resize_short=256),
+        **_threecrop_256("10 dense clips x ThreeCrop 256 = 30 views", 10),
+    ),
+    batch_size=8,
+    gpus=8,
+    base_batch_size=64,
+    epochs=100,
+    val_interval=5,
+    optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"),
+    clip_grad=20,
+    schedule=_multistep([50, 75, 90], 100),
+    notes="README says '8 clips x 3 crop'; the test pipeline is 10 dense clips x 3 crops. "
+    "The base model config has the mean typo 103.5 (vidlib uses 103.53 everywhere).",
+)
 
 RECIPES["tanet_r50_sthv1_8f"] = dict(
     description="TANet-R50, Something-Something V1, 1x1x8, 50 epochs",
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py "
-           "(+ _base_/schedules/sgd_tsm_50e.py)",
-    published="tanet_r50_sthv1_8f", model="tanet_r50",
-    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.6), pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
-              test_sampling=_seg(8, twice_sample=True), **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
-              val=CENTER_224,
-              **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
-    batch_size=8, gpus=8, base_batch_size=64, epochs=50, val_interval=1,
-    optimizer=_sgd(0.01, 1e-3, "tsm_fc_lr5"), clip_grad=20, schedule=_multistep([30, 40, 45], 50),
-    notes="README says '16 clips x 3 crop'; the test pipeline is twice_sample x ThreeCrop = 6 views.")
+    "(+ _base_/schedules/sgd_tsm_50e.py)",
+    published="tanet_r50_sthv1_8f",
+    model="tanet_r50",
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.6),
+    pretrained=IMAGENET_R50,
+    data=dict(
+        dataset="Something-Something V1 rawframes {:05}.jpg",
+        **STHV1_FRAMES,
+        sampling=_seg(8),
+        test_sampling=_seg(8, twice_sample=True),
+        **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
+        val=CENTER_224,
+        **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
+    ),
+    batch_size=8,
+    gpus=8,
+    base_batch_size=64,
+    epochs=50,
+    val_interval=1,
+    optimizer=_sgd(0.01, 1e-3, "tsm_fc_lr5"),
+    clip_grad=20,
+    schedule=_multistep([30, 40, 45], 50),
+    notes="README says '16 clips x 3 crop'; the test pipeline is twice_sample x ThreeCrop = 6 views.",
+)
 
 RECIPES["tanet_r50_sthv1_16f"] = dict(
     copy.deepcopy(RECIPES["tanet_r50_sthv1_8f"]),
     description="TANet-R50, Something-Something V1, 1x1x16, 50 epochs",
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb.py",
-    published="tanet_r50_sthv1_16f", model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=16, dropout=0.6),
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(16), test_sampling=_seg(16),
-              **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP), val=CENTER_224,
-              test=dict(CENTER_224, views="1 clip x CenterCrop 224 (test_pipeline = val_pipeline)",
-                        average_clips="prob"),
-              test_crops=1, test_crop_size=224),
-    batch_size=6, base_batch_size=48, optimizer=_sgd(0.0075, 1e-3, "tsm_fc_lr5"),
+    published="tanet_r50_sthv1_16f",
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=16, dropout=0.6),
+    data=dict(
+        dataset="Something-Something V1 rawframes {:05}.jpg",
+        **STHV1_FRAMES,
+        sampling=_seg(16),
+        test_sampling=_seg(16),
+        **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
+        val=CENTER_224,
+        test=dict(
+            CENTER_224, views="1 clip x CenterCrop 224 (test_pipeline = val_pipeline)", average_clips="prob"
+        ),
+        test_crops=1,
+        test_crop_size=224,
+    ),
+    batch_size=6,
+    base_batch_size=48,
+    optimizer=_sgd(0.0075, 1e-3, "tsm_fc_lr5"),
     notes="The config defines a 16-clip twice_sample x ThreeCrop test pipeline, then overrides it with "
-          "`test_pipeline = val_pipeline`: the test protocol is 1 view (README claims '16 clips x 3 crop').")
+    "`test_pipeline = val_pipeline`: the test protocol is 1 view (README claims '16 clips x 3 crop').",
+)
 
 _TIN_STHV1 = dict(
     description="TIN-R50, Something-Something V1, 1x1x8, 40 epochs",
-    source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py (+ _base_/models/tin_r50.py)",
-    published="tin_r50_sthv1", model="tin_r50",
-    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.8), pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8), test_sampling=_seg(8),
-              **_multiscale(5, flip=None), val=CENTER_224,
-              test=dict(CENTER_224, average_clips="prob"), test_crops=1, test_crop_size=224),
-    batch_size=6, gpus=8, base_batch_size=48, epochs=40, val_interval=1,
-    optimizer=_sgd(0.01, 5e-4, "tsm_fc_lr5"), clip_grad=20,
-    schedule=[dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
-              dict(name="cosine", T_max=39, eta_min_factor=0.0, begin=1, end=40, by="iter")],
+    source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv1-rgb.py "
+    "(+ _base_/models/tin_r50.py)",
+    published="tin_r50_sthv1",
+    model="tin_r50",
+    model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.8),
+    pretrained=IMAGENET_R50,
+    data=dict(
+        dataset="Something-Something V1 rawframes {:05}.jpg",
+        **STHV1_FRAMES,
+        sampling=_seg(8),
+        test_sampling=_seg(8),
+        **_multiscale(5, flip=None),
+        val=CENTER_224,
+        test=dict(CENTER_224, average_clips="prob"),
+        test_crops=1,
+        test_crop_size=224,
+    ),
+    batch_size=6,
+    gpus=8,
+    base_batch_size=48,
+    epochs=40,
+    val_interval=1,
+    optimizer=_sgd(0.01, 5e-4, "tsm_fc_lr5"),
+    clip_grad=20,
+    schedule=[
+        dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
+        dict(name="cosine", T_max=39, eta_min_factor=0.0, begin=1, end=40, by="iter"),
+    ],
     notes="No flip (direction classes). The README checkpoints were trained on 8x4 GPUs; the config (and "
-          "base_batch_size) is 8 GPUs x 6. The 0.x config used lr 0.02 and a cosine floor of 0.5*lr "
-          "(sthv1 top-1 44.25 there vs 39.68 in 1.x). The original TIN optimiser gives its 32 offset/weight "
-          "Linear layers separate groups; mmaction2 (and this recipe) does not.")
+    "base_batch_size) is 8 GPUs x 6. The 0.x config used lr 0.02 and a cosine floor of 0.5*lr "
+    "(sthv1 top-1 44.25 there vs 39.68 in 1.x). The original TIN optimiser gives its 32 offset/weight "
+    "Linear layers separate groups; mmaction2 (and this recipe) does not.",
+)
 RECIPES["tin_r50_sthv1"] = _TIN_STHV1
 
 RECIPES["tin_r50_sthv2"] = dict(
     copy.deepcopy(_TIN_STHV1),
     description="TIN-R50, Something-Something V2, 1x1x8, 40 epochs",
     source="[MM] recognition/tin/tin_imagenet-pretrained-r50_8xb6-1x1x8-40e_sthv2-rgb.py",
-    published="tin_r50_sthv2", clip_grad=40, val_interval=2,
+    published="tin_r50_sthv2",
+    clip_grad=40,
+    val_interval=2,
     model_kwargs=dict(dataset="sthv2", num_classes=174, num_frames=8, dropout=0.8),
-    data=dict(copy.deepcopy(_TIN_STHV1["data"]), dataset="Something-Something V2 rawframes img_{:05}.jpg",
-              filename_tmpl="img_{:05}.jpg"))  # the sthv2 config keeps RawframeDataset's default template
+    data=dict(
+        copy.deepcopy(_TIN_STHV1["data"]),
+        dataset="Something-Something V2 rawframes img_{:05}.jpg",
+        filename_tmpl="img_{:05}.jpg",  # the sthv2 config keeps RawframeDataset's default template
+    ),
+)
 
 RECIPES["tin_r50_k400"] = dict(
     description="TIN-R50, Kinetics-400, 1x1x8, 50 epochs, fine-tuned from TSM-R50 K400",
     source="[MM] recognition/tin/tin_kinetics400-pretrained-tsm-r50_1x1x8-50e_kinetics400-rgb.py "
-           "(+ _base_/schedules/sgd_50e.py)",
-    published="tin_r50_k400", model="tin_r50",
+    "(+ _base_/schedules/sgd_50e.py)",
+    published="tin_r50_k400",
+    model="tin_r50",
     model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5),
     pretrained="load_from https://download.openmmlab.com/mmaction/recognition/tsm/tsm_r50_1x1x8_50e_kinetics400_rgb/"
-               "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; --load-from PATH)",
-    data=dict(dataset="Kinetics-400 videos (Decord)", sampling=_seg(8), test_sampling=_seg(8),
-              **_multiscale(5, flip=0.5), val=CENTER_224, test=dict(CENTER_224, average_clips="prob"),
-              test_crops=1, test_crop_size=224),
-    batch_size=6, gpus=8, base_batch_size=48, epochs=50, val_interval=5,
-    optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"), clip_grad=40, schedule=_multistep([20, 40], 50),
+    "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; --load-from PATH)",
+    data=dict(
+        dataset="Kinetics-400 videos (Decord)",
+        sampling=_seg(8),
+        test_sampling=_seg(8),
+        **_multiscale(5, flip=0.5),
+        val=CENTER_224,
+        test=dict(CENTER_224, average_clips="prob"),
+        test_crops=1,
+        test_crop_size=224,
+    ),
+    batch_size=6,
+    gpus=8,
+    base_batch_size=48,
+    epochs=50,
+    val_interval=5,
+    optimizer=_sgd(0.01, 1e-4, "tsm_fc_lr5"),
+    clip_grad=40,
+    schedule=_multistep([20, 40], 50),
     notes="The TSM head runs with is_shift=True (no effect at inference). load_from is a 0.x TSM checkpoint, "
-          "whose TSM keys differ from TIN's; mmaction2 loads it non-strictly (not verified here: which keys "
-          "actually load).")
+    "whose TSM keys differ from TIN's; mmaction2 loads it non-strictly (not verified here: which keys "
+    "actually load).",
+)
 
 _TPN_K400 = dict(
     description="TPN on SlowOnly-R50 8x8, Kinetics-400, 150 epochs (ImageNet-inflated init)",
     source="[MM] recognition/tpn/tpn-slowonly_imagenet-pretrained-r50_8xb8-8x8x1-150e_kinetics400-rgb.py",
-    published="tpn_slowonly_r50_k400", model="tpn_slowonly_r50",
-    model_kwargs=dict(num_classes=400, num_frames=8), pretrained=IMAGENET_R50_3D,
-    data=dict(dataset="Kinetics-400 videos (Decord)",
-              sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=1),
-              test_sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=10),
-              **_rrc(resize_first=False, color_jitter=True), val=CENTER_224,
-              **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10)),
-    batch_size=8, gpus=8, base_batch_size=64, epochs=150, val_interval=10,
-    optimizer=_sgd(0.01, 1e-4, nesterov=True), clip_grad=40, schedule=_multistep([75, 125], 150),
+    published="tpn_slowonly_r50_k400",
+    model="tpn_slowonly_r50",
+    model_kwargs=dict(num_classes=400, num_frames=8),
+    pretrained=IMAGENET_R50_3D,
+    data=dict(
+        dataset="Kinetics-400 videos (Decord)",
+        sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=1),
+        test_sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=10),
+        **_rrc(resize_first=False, color_jitter=True),
+        val=CENTER_224,
+        **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10),
+    ),
+    batch_size=8,
+    gpus=8,
+    base_batch_size=64,
+    epochs=150,
+    val_interval=10,
+    optimizer=_sgd(0.01, 1e-4, nesterov=True),
+    clip_grad=40,
+    schedule=_multistep([75, 125], 150),
     aux_loss=dict(weight=0.5),
-    notes="mmaction2 applies RandomResizedCrop to the raw frame; vidlib's train pipeline resizes the short side "
-          "to 256 first (RandomResizedCrop's area and aspect ranges are relative, so only the resampling differs). "
-          "mmaction2's val pipeline has a random ColorJitter; vidlib validates without it (deterministic).")
+    notes="mmaction2 applies RandomResizedCrop to the raw frame; vidlib's train pipeline resizes the short "
+    "side to 256 first (RandomResizedCrop's area and aspect ranges are relative, so only the resampling "
+    "differs). mmaction2's val pipeline has a random ColorJitter; vidlib validates without it "
+    "(deterministic).",
+)
 RECIPES["tpn_slowonly_r50_k400"] = _TPN_K400
 
 RECIPES["tpn_slowonly_r50_scratch_k400"] = dict(
-    copy.deepcopy(_TPN_K400), description="TPN on SlowOnly-R50 8x8, Kinetics-400, 150 epochs, from scratch",
+    copy.deepcopy(_TPN_K400),
+    description="TPN on SlowOnly-R50 8x8, Kinetics-400, 150 epochs, from scratch",
     source="[MM] recognition/tpn/tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py",
-    published="tpn_slowonly_r50_scratch_k400", pretrained=None,
+    published="tpn_slowonly_r50_scratch_k400",
+    pretrained=None,
     notes=_TPN_K400["notes"] + " The metafile marks this scratch row as ImageNet-pretrained; the config has "
-                               "pretrained=None. The README lists 8x2 GPUs.")
+    "pretrained=None. The README lists 8x2 GPUs.",
+)
 
 RECIPES["tpn_tsm_r50_sthv1"] = dict(
     description="TPN on TSM-R50, Something-Something V1, 1x1x8, 150 epochs",
     source="[MM] recognition/tpn/tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb.py",
-    published="tpn_tsm_r50_sthv1", model="tpn_tsm_r50",
+    published="tpn_tsm_r50_sthv1",
+    model="tpn_tsm_r50",
     model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8),
     pretrained=IMAGENET_R50,
-    data=dict(dataset="Something-Something V1 rawframes {:05}.jpg", **STHV1_FRAMES, sampling=_seg(8),
-              test_sampling=_seg(8, twice_sample=True), **_rrc(False, STHV1_FLIP_LABEL_MAP, color_jitter=True),
-              val=CENTER_224,
-              **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2)),
-    batch_size=8, gpus=8, base_batch_size=64, epochs=150, val_interval=5,
-    optimizer=_sgd(0.01, 5e-4, nesterov=True), clip_grad=20, schedule=_multistep([75, 125], 150),
+    data=dict(
+        dataset="Something-Something V1 rawframes {:05}.jpg",
+        **STHV1_FRAMES,
+        sampling=_seg(8),
+        test_sampling=_seg(8, twice_sample=True),
+        **_rrc(False, STHV1_FLIP_LABEL_MAP, color_jitter=True),
+        val=CENTER_224,
+        **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
+    ),
+    batch_size=8,
+    gpus=8,
+    base_batch_size=64,
+    epochs=150,
+    val_interval=5,
+    optimizer=_sgd(0.01, 5e-4, nesterov=True),
+    clip_grad=20,
+    schedule=_multistep([75, 125], 150),
     aux_loss=dict(weight=0.5),
-    notes="The README calls the init 'TSM'; the config loads torchvision ImageNet R50. README: '8 clips x 3 crop'; "
-          "the pipeline is twice_sample x ThreeCrop = 6 views. The README lists 8x6 GPUs.")
+    notes="The README calls the init 'TSM'; the config loads torchvision ImageNet R50. "
+    "README: '8 clips x 3 crop'; the pipeline is twice_sample x ThreeCrop = 6 views. "
+    "The README lists 8x6 GPUs.",
+)
 
 _CSN_URL = "https://download.openmmlab.com/mmaction/recognition/csn/"
 _CSN = dict(
     description="ir-CSN-152, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
     source="[MM] recognition/csn/ircsn_ig65m-pretrained-r152_8xb12-32x2x1-58e_kinetics400-rgb.py "
-           "(base: ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py)",
-    published="ircsn_r152_ig65m_k400", model="ircsn_r152",
+    "(base: ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py)",
+    published="ircsn_r152_ig65m_k400",
+    model="ircsn_r152",
     model_kwargs=dict(num_classes=400, num_frames=32, dropout=0.5, norm_eval=True, bn_frozen=True),
     pretrained=_CSN_URL + "ircsn_from_scratch_r152_ig65m_20200807-771c4135.pth (backbone)",
-    data=dict(dataset="Kinetics-400 videos (Decord)",
-              sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=1),
-              test_sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=10),
-              **_rrc(resize_first=True), val=CENTER_224,
-              **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10)),
-    batch_size=12, gpus=8, base_batch_size=96, epochs=58, val_interval=3,
-    optimizer=_sgd(5e-4, 1e-4), clip_grad=40,
-    schedule=[dict(name="linear", start_factor=0.1, begin=0, end=16, by="epoch"),
-              dict(name="multistep", milestones=[32, 48], gamma=0.1, begin=0, end=58)],
+    data=dict(
+        dataset="Kinetics-400 videos (Decord)",
+        sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=1),
+        test_sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=10),
+        **_rrc(resize_first=True),
+        val=CENTER_224,
+        **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10),
+    ),
+    batch_size=12,
+    gpus=8,
+    base_batch_size=96,
+    epochs=58,
+    val_interval=3,
+    optimizer=_sgd(5e-4, 1e-4),
+    clip_grad=40,
+    schedule=[
+        dict(name="linear", start_factor=0.1, begin=0, end=16, by="epoch"),
+        dict(name="multistep", milestones=[32, 48], gamma=0.1, begin=0, end=58),
+    ],
     find_unused_parameters=True,
     notes="The 'non-bnfrozen' config only overrides `pretrained`, so BN is frozen (norm_eval + bn_frozen) by "
-          "inheritance. Warm-up is epoch-wise (16 epochs).")
+    "inheritance. Warm-up is epoch-wise (16 epochs).",
+)
 RECIPES["ircsn_r152_ig65m_k400"] = _CSN
 RECIPES["ircsn_r152_ig65m_bnfrozen_k400"] = dict(
-    copy.deepcopy(_CSN), published="ircsn_r152_ig65m_bnfrozen_k400",
-    source="[MM] recognition/csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py")
+    copy.deepcopy(_CSN),
+    published="ircsn_r152_ig65m_bnfrozen_k400",
+    source="[MM] recognition/csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
+)
 RECIPES["ircsn_r50_ig65m_k400"] = dict(
-    copy.deepcopy(_CSN), description="ir-CSN-50, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
+    copy.deepcopy(_CSN),
+    description="ir-CSN-50, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
     source="[MM] recognition/csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
-    published="ircsn_r50_ig65m_bnfrozen_k400", model="ircsn_r50",
-    pretrained=_CSN_URL + "ircsn_from_scratch_r50_ig65m_20210617-ce545a37.pth (backbone)")
+    published="ircsn_r50_ig65m_bnfrozen_k400",
+    model="ircsn_r50",
+    pretrained=_CSN_URL + "ircsn_from_scratch_r50_ig65m_20210617-ce545a37.pth (backbone)",
+)
 RECIPES["ipcsn_r152_ig65m_k400"] = dict(
-    copy.deepcopy(_CSN), description="ip-CSN-152, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
+    copy.deepcopy(_CSN),
+    description="ip-CSN-152, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
     source="[MM] recognition/csn/ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb.py",
-    published="ipcsn_r152_ig65m_bnfrozen_k400", model="ipcsn_r152",
-    pretrained=_CSN_URL + "ipcsn_from_scratch_r152_ig65m_20210617-c4b99d38.pth (backbone)")
+    published="ipcsn_r152_ig65m_bnfrozen_k400",
+    model="ipcsn_r152",
+    pretrained=_CSN_URL + "ipcsn_from_scratch_r152_ig65m_20210617-c4b99d38.pth (backbone)",
+)
 
-_STAM_NOTES = ("No training code was released. Facts from the authors (Alibaba-MIIL/STAM issues #2, #6, #9): "
-               "AdamW, weight decay 1e-3, 100 epochs, cosine schedule with a 10-epoch warm-up, model EMA; "
-               "stam_16: batch 64, lr 1e-5; stam_64: batch 16, lr 2.5e-6, one 8xV100 machine (issue #9; an "
-               "earlier answer, #2, says batch 8, lr 1e-3, wd 1e-4). Training clips: frames_per_clip=T, "
-               "frame_rate=T/10, step_between_clips=100 (many clips per video; #6). v2 weights also used "
-               "knowledge distillation (README), which is not reproduced. Assumed here (unpublished): the warm-up "
-               "start factor 0.001, EMA decay 0.9997, no weight decay on biases/norms/embeddings, and the train "
-               "augmentation (RandomResizedCrop + flip).")
+_STAM_NOTES = (
+    "No training code was released. Facts from the authors (Alibaba-MIIL/STAM issues #2, #6, #9): "
+    "AdamW, weight decay 1e-3, 100 epochs, cosine schedule with a 10-epoch warm-up, model EMA; "
+    "stam_16: batch 64, lr 1e-5; stam_64: batch 16, lr 2.5e-6, one 8xV100 machine (issue #9; an "
+    "earlier answer, #2, says batch 8, lr 1e-3, wd 1e-4). Training clips: frames_per_clip=T, "
+    "frame_rate=T/10, step_between_clips=100 (many clips per video; #6). v2 weights also used "
+    "knowledge distillation (README), which is not reproduced. Assumed here (unpublished): the warm-up "
+    "start factor 0.001, EMA decay 0.9997, no weight decay on biases/norms/embeddings, and the train "
+    "augmentation (RandomResizedCrop + flip)."
+)
 
 
 def _stam(T: int, batch_total: int, lr: float, verified: bool) -> dict:
     return dict(
         description=f"STAM-{T} (ViT-B/16 + temporal transformer), Kinetics-400, 100 epochs",
         source="Alibaba-MIIL/STAM@6749baf (infer.py; training details from the authors' issue answers)",
-        published=f"stam_{T}_k400", model=f"stam_{T}", model_kwargs=dict(num_classes=400),
+        published=f"stam_{T}_k400",
+        model=f"stam_{T}",
+        model_kwargs=dict(num_classes=400),
         pretrained="ImageNet-21k ViT-B/16 @224 (vidlib: model kwarg vit_init=<timm ViT-B/16 file>, "
-                   "see vidlib.models.vit.init_spatial_from_vit)",
-        data=dict(dataset="Kinetics-400 videos", sampling=dict(name="STAMSampleFrames", num_frames=T),
-                  test_sampling=dict(name="STAMSampleFrames", num_frames=T),
-                  **_rrc(resize_first=True),
-                  val=dict(CENTER_224, views="1 clip (first 10 s at T/10 fps) x CenterCrop 224"),
-                  test=dict(CENTER_224, views="1 clip (first 10 s at T/10 fps) x CenterCrop 224, inputs in [0, 1]",
-                            average_clips="prob"),
-                  test_crops=1, test_crop_size=224),
-        batch_size=batch_total // 8, gpus=8, base_batch_size=batch_total, epochs=100, val_interval=5,
-        optimizer=dict(name="adamw", lr=lr, weight_decay=1e-3, param_groups="no_decay_1d"), clip_grad=None,
-        schedule=[dict(name="linear", start_factor=0.001, begin=0, end=10, by="iter"),
-                  dict(name="cosine", T_max=90, begin=10, end=100, by="iter")],
-        ema=0.9997, verified=verified,
-        notes=_STAM_NOTES + ("" if verified else f" STAM-{T}: batch and lr are not published; this recipe uses "
-                             "the linear scaling rule between the stam_16 and stam_64 settings."))
+        "see vidlib.models.vit.init_spatial_from_vit)",
+        data=dict(
+            dataset="Kinetics-400 videos",
+            sampling=dict(name="STAMSampleFrames", num_frames=T),
+            test_sampling=dict(name="STAMSampleFrames", num_frames=T),
+            **_rrc(resize_first=True),
+            val=dict(CENTER_224, views="1 clip (first 10 s at T/10 fps) x CenterCrop 224"),
+            test=dict(
+                CENTER_224,
+                views="1 clip (first 10 s at T/10 fps) x CenterCrop 224, inputs in [0, 1]",
+                average_clips="prob",
+            ),
+            test_crops=1,
+            test_crop_size=224,
+        ),
+        batch_size=batch_total // 8,
+        gpus=8,
+        base_batch_size=batch_total,
+        epochs=100,
+        val_interval=5,
+        optimizer=dict(name="adamw", lr=lr, weight_decay=1e-3, param_groups="no_decay_1d"),
+        clip_grad=None,
+        schedule=[
+            dict(name="linear", start_factor=0.001, begin=0, end=10, by="iter"),
+            dict(name="cosine", T_max=90, begin=10, end=100, by="iter"),
+        ],
+        ema=0.9997,
+        verified=verified,
+        notes=_STAM_NOTES
+        + (
+            ""
+            if verified
+            else f" STAM-{T}: batch and lr are not published; this recipe uses "
+            "the linear scaling rule between the stam_16 and stam_64 settings."
+        ),
+    )
 
 
 RECIPES["stam_8_k400"] = _stam(8, 64, 1e-5, verified=False)
@@ -304,64 +509,112 @@ RECIPES["stam_32_k400"] = _stam(32, 32, 5e-6, verified=False)
 RECIPES["stam_64_k400"] = _stam(64, 16, 2.5e-6, verified=True)
 
 # --- synthetic recipes for the tiny CPU models of the chapters -------------------------------------------
-_SYNTH_DATA = dict(dataset="Something-Synthetic, 64x64 px (python -m vidlib.data.synthetic)",
-                   resize_short=64, crop_size=64, test_crop_size=64, test_crops=1,
-                   train_crop="multiscale", num_fixed_crops=5, flip=0.5, color_jitter=False,
-                   val=dict(views="1 clip x CenterCrop 64", clips=1, crops=1, crop_size=64, resize_short=64),
-                   test=dict(views="the model's test sampling x CenterCrop 64", crops=1, average_clips="prob"))
+_SYNTH_DATA = dict(
+    dataset="Something-Synthetic, 64x64 px (python -m vidlib.data.synthetic)",
+    resize_short=64,
+    crop_size=64,
+    test_crop_size=64,
+    test_crops=1,
+    train_crop="multiscale",
+    num_fixed_crops=5,
+    flip=0.5,
+    color_jitter=False,
+    val=dict(views="1 clip x CenterCrop 64", clips=1, crops=1, crop_size=64, resize_short=64),
+    test=dict(views="the model's test sampling x CenterCrop 64", crops=1, average_clips="prob"),
+)
 _SYNTH_SGD = dict(
-    source="vidlib (this recipe is ours; tuned for 2 CPU cores)", published=None,
-    model_kwargs=dict(), pretrained=None, data=copy.deepcopy(_SYNTH_DATA),
-    batch_size=16, gpus=1, base_batch_size=16, epochs=12, val_interval=1,
+    source="vidlib (this recipe is ours; tuned for 2 CPU cores)",
+    published=None,
+    model_kwargs=dict(),
+    pretrained=None,
+    data=copy.deepcopy(_SYNTH_DATA),
+    batch_size=16,
+    gpus=1,
+    base_batch_size=16,
+    epochs=12,
+    val_interval=1,
     optimizer=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=False, param_groups="tsm"),
-    clip_grad=20, schedule=[dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
-                            dict(name="cosine", begin=1, by="iter")])  # no end: until the last epoch
-_SYNTH_32 = dict(_SYNTH_DATA, dataset="Something-Synthetic, frames resized 64 -> 32 px (python -m vidlib.data.synthetic)",
-                 resize_short=32, crop_size=32, test_crop_size=32,
-                 val=dict(views="1 clip x CenterCrop 32", clips=1, crops=1, crop_size=32, resize_short=32),
-                 test=dict(views="the model's test sampling x CenterCrop 32", crops=1, average_clips="prob"))
+    clip_grad=20,
+    schedule=[
+        dict(name="linear", start_factor=0.1, begin=0, end=1, by="iter"),
+        dict(name="cosine", begin=1, by="iter"),  # no end: until the last epoch
+    ],
+)
+_SYNTH_32 = dict(
+    _SYNTH_DATA,
+    dataset="Something-Synthetic, frames resized 64 -> 32 px (python -m vidlib.data.synthetic)",
+    resize_short=32,
+    crop_size=32,
+    test_crop_size=32,
+    val=dict(views="1 clip x CenterCrop 32", clips=1, crops=1, crop_size=32, resize_short=32),
+    test=dict(views="the model's test sampling x CenterCrop 32", crops=1, average_clips="prob"),
+)
 RECIPES["synthetic_tiny"] = dict(
     copy.deepcopy(_SYNTH_SGD),
     description="Tiny 2D models (tsn/tsm/tanet/tin _tiny) on Something-Synthetic at 32 px, CPU minutes",
-    model="tsm_tiny", model_kwargs=dict(dropout=0.0), data=copy.deepcopy(_SYNTH_32), epochs=8,
+    model="tsm_tiny",
+    model_kwargs=dict(dropout=0.0),
+    data=copy.deepcopy(_SYNTH_32),
+    epochs=8,
     optimizer=dict(name="adamw", lr=2e-3, weight_decay=1e-4, param_groups="tsm"),
     notes="A from-scratch schedule for the tiny models: AdamW with TSM-style groups (no fc_lr5), 1-epoch "
-          "warm-up, cosine to 0 at the last epoch (also when --epochs changes). Frames are resized from the "
-          "benchmark's 64 px to 32 px, which makes a step 3x cheaper, so that 3 seeds x 3 models fit in about "
-          "10 minutes on 2 CPU cores. AdamW rather than SGD: measured on TANet-tiny (8 epochs, seed 0, pair "
-          "accuracy), SGD lr 0.05 gives 0.56 and AdamW 2e-3 gives 0.82; TSM-tiny learns the order with both. "
-          "No dropout (the models' defaults are 0.4-0.5): in a 6-epoch run it slows TANet-tiny down (pair "
-          "accuracy 0.66 with dropout 0.5, 0.76 without, seed 0). "
-          "The horizontal flip relabels the direction classes with the dataset's meta.json flip_label_map.")
-_SYNTH_112 = dict(_SYNTH_DATA, dataset="Something-Synthetic, frames resized 64 -> 112 px (python -m vidlib.data.synthetic)",
-                  resize_short=112, crop_size=112, test_crop_size=112, sampling=_seg(8), test_sampling=_seg(8),
-                  val=dict(views="1 clip x CenterCrop 112", clips=1, crops=1, crop_size=112, resize_short=112),
-                  test=dict(views="8 segments x CenterCrop 112", crops=1, average_clips="prob"))
+    "warm-up, cosine to 0 at the last epoch (also when --epochs changes). Frames are resized from the "
+    "benchmark's 64 px to 32 px, which makes a step 3x cheaper, so that 3 seeds x 3 models fit in about "
+    "10 minutes on 2 CPU cores. AdamW rather than SGD: measured on TANet-tiny (8 epochs, seed 0, pair "
+    "accuracy), SGD lr 0.05 gives 0.56 and AdamW 2e-3 gives 0.82; TSM-tiny learns the order with both. "
+    "No dropout (the models' defaults are 0.4-0.5): in a 6-epoch run it slows TANet-tiny down (pair "
+    "accuracy 0.66 with dropout 0.5, 0.76 without, seed 0). "
+    "The horizontal flip relabels the direction classes with the dataset's meta.json flip_label_map.",
+)
+_SYNTH_112 = dict(
+    _SYNTH_DATA,
+    dataset="Something-Synthetic, frames resized 64 -> 112 px (python -m vidlib.data.synthetic)",
+    resize_short=112,
+    crop_size=112,
+    test_crop_size=112,
+    sampling=_seg(8),
+    test_sampling=_seg(8),
+    val=dict(views="1 clip x CenterCrop 112", clips=1, crops=1, crop_size=112, resize_short=112),
+    test=dict(views="8 segments x CenterCrop 112", crops=1, average_clips="prob"),
+)
 RECIPES["synthetic_r50"] = dict(
     copy.deepcopy(_SYNTH_SGD),
     description="Full-size 2D models (tanet_r50, tsm_r50 ...) on Something-Synthetic at 112 px, GPU minutes",
-    model="tanet_r50", model_kwargs=dict(dropout=0.5), data=copy.deepcopy(_SYNTH_112), batch_size=32,
-    base_batch_size=32, epochs=30, pretrained=IMAGENET_R50,
+    model="tanet_r50",
+    model_kwargs=dict(dropout=0.5),
+    data=copy.deepcopy(_SYNTH_112),
+    batch_size=32,
+    base_batch_size=32,
+    epochs=30,
+    pretrained=IMAGENET_R50,
     optimizer=dict(name="adamw", lr=1e-3, weight_decay=0.05, param_groups="tsm"),
     notes="Ours, for the chapters' GPU mode: the paper's ResNet-50 model on the synthetic benchmark, frames "
-          "upsampled from 64 to 112 px, TSN segment sampling (1x1x8) instead of the Kinetics dense sampling, AdamW "
-          "with a 1-epoch warm-up and cosine. Initialised from ImageNet when the torchvision ResNet-50 file is "
-          "on the machine (imagenet_init=), from scratch otherwise; the chapter says which.")
+    "upsampled from 64 to 112 px, TSN segment sampling (1x1x8) instead of the Kinetics dense sampling, AdamW "
+    "with a 1-epoch warm-up and cosine. Initialised from ImageNet when the torchvision ResNet-50 file is "
+    "on the machine (imagenet_init=), from scratch otherwise; the chapter says which.",
+)
 RECIPES["synthetic_tiny_3d"] = dict(
     copy.deepcopy(_SYNTH_SGD),
     description="Tiny 3D models (slowonly/r3d/ircsn/ipcsn/tpn _tiny) on Something-Synthetic, CPU minutes",
-    model="slowonly_tiny", optimizer=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=False,
-                                          param_groups="default"),
+    model="slowonly_tiny",
+    optimizer=dict(
+        name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=False, param_groups="default"
+    ),
     notes="SGD lr 0.05 with one parameter group (the TPN/CSN recipes use mmaction2's default constructor), "
-          "1-epoch warm-up, cosine to 0 at the last epoch, at the benchmark's native 64 px.")
+    "1-epoch warm-up, cosine to 0 at the last epoch, at the benchmark's native 64 px.",
+)
 RECIPES["synthetic_stam_tiny"] = dict(
     copy.deepcopy(_SYNTH_SGD),
-    description="Tiny STAM (stam_tiny, stam_mean_tiny) on Something-Synthetic, CPU minutes", model="stam_tiny",
+    description="Tiny STAM (stam_tiny, stam_mean_tiny) on Something-Synthetic, CPU minutes",
+    model="stam_tiny",
     model_kwargs=dict(img_size=64),
     data=dict(copy.deepcopy(_SYNTH_DATA), sampling=_seg(8), test_sampling=_seg(8)),
-    optimizer=dict(name="adamw", lr=1e-3, weight_decay=0.05, param_groups="no_decay_1d"), clip_grad=1.0,
-    notes="AdamW as for STAM, with a higher lr for a small from-scratch transformer; 64 px frames (4x4 patches). "
-          "The videos are 2-8 s long, so STAM's 10-second window is replaced by TSN segment sampling.")
+    optimizer=dict(name="adamw", lr=1e-3, weight_decay=0.05, param_groups="no_decay_1d"),
+    clip_grad=1.0,
+    notes="AdamW as for STAM, with a higher lr for a small from-scratch transformer; "
+    "64 px frames (4x4 patches). The videos are 2-8 s long, so STAM's 10-second window is replaced by "
+    "TSN segment sampling.",
+)
 
 
 #: Optional keys every recipe has (so that ``--set ema=0.999`` works everywhere).
@@ -369,6 +622,7 @@ _OPTIONAL = dict(ema=None, aux_loss=None, find_unused_parameters=False, val_inte
 for _recipe in RECIPES.values():
     for _key, _value in _OPTIONAL.items():
         _recipe.setdefault(_key, _value)
+
 
 # --- access and overrides ---------------------------------------------------------------------------------
 def list_recipes(pattern: str = "*") -> list[str]:
@@ -399,16 +653,24 @@ def parse_value(text: str):
 
 
 def _check_type(dotted: str, old, value) -> None:
-    """An override keeps the kind of value it replaces (a number stays a number ...); ``None`` takes anything."""
+    """An override keeps the kind of value it replaces (a number stays a number ...); ``None`` takes
+    anything."""
     if old is None or value is None:
         return
-    kinds = [(bool, "true or false"), ((int, float), "a number"), (str, "a string"), ((list, tuple), "a list"),
-             (dict, "a mapping")]
+    kinds = [
+        (bool, "true or false"),
+        ((int, float), "a number"),
+        (str, "a string"),
+        ((list, tuple), "a list"),
+        (dict, "a mapping"),
+    ]
     for types, name in kinds:
         if isinstance(old, types):
             ok = isinstance(value, types) and (types is bool or not isinstance(value, bool))
             if not ok:
-                raise ValueError(f"override {dotted!r}: expected {name} like the recipe's {old!r}, got {value!r}")
+                raise ValueError(
+                    f"override {dotted!r}: expected {name} like the recipe's {old!r}, got {value!r}"
+                )
             return
 
 
@@ -427,14 +689,15 @@ def apply_overrides(recipe: dict, overrides: dict[str, Any]) -> list[str]:
                 if not part.isdigit() or int(part) >= len(node):
                     raise KeyError(f"override {dotted!r}: {part!r} is not an index of a list of {len(node)}")
                 part = int(part)
-            elif not isinstance(node, dict) or (part not in node and not (last and parts[0] == "data"
-                                                                             and part in DATA_CFG_KEYS)):
+            elif not isinstance(node, dict) or (
+                part not in node and not (last and parts[0] == "data" and part in DATA_CFG_KEYS)
+            ):
                 choices = ", ".join(map(str, node)) if isinstance(node, dict) else type(node).__name__
                 raise KeyError(f"override {dotted!r}: no key {part!r} (choices: {choices})")
             if last:
                 _check_type(dotted, node.get(part) if isinstance(node, dict) else node[part], value)
-                log.append(f"{dotted}: {node.get(part, '<model default>') if isinstance(node, dict) else node[part]!r}"
-                           f" -> {value!r}")
+                old = node.get(part, "<model default>") if isinstance(node, dict) else node[part]
+                log.append(f"{dotted}: {old!r} -> {value!r}")
                 node[part] = value
             else:
                 node = node[part]

@@ -6,6 +6,7 @@
   as mmaction2 and timm do. The lines go to ``log.txt`` in both cases.
 - :func:`write_json` replaces a file atomically, so a reader never sees half of it.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,16 @@ class Progress:
             (0: none). Log lines always reach ``log.txt``; they are printed only when there is no bar.
     """
 
-    def __init__(self, total: int, desc: str, log: RunLog | None = None, *, bar: bool | None = None,
-                 interval: int = 20, enabled: bool = True):
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        log: RunLog | None = None,
+        *,
+        bar: bool | None = None,
+        interval: int = 20,
+        enabled: bool = True,
+    ):
         self.total, self.desc, self.log, self.interval = total, desc, log, interval
         self.n, self.t0 = 0, time.perf_counter()
         show = sys.stderr.isatty() if bar is None else bar
@@ -73,11 +82,19 @@ class Progress:
             self.bar.update(1)
             if postfix:
                 self.bar.set_postfix(postfix, refresh=False)
-        if self.enabled and self.log is not None and self.interval and (self.n % self.interval == 0
-                                                                         or self.n == self.total):
+        if (
+            self.enabled
+            and self.log is not None
+            and self.interval
+            and (self.n % self.interval == 0 or self.n == self.total)
+        ):
             per_it = (time.perf_counter() - self.t0) / self.n
-            parts = [f"{self.desc} iter {self.n}/{self.total}", line, f"{per_it:.3f} s/it",
-                     f"ETA {_eta(per_it * (self.total - self.n))}"]
+            parts = [
+                f"{self.desc} iter {self.n}/{self.total}",
+                line,
+                f"{per_it:.3f} s/it",
+                f"ETA {_eta(per_it * (self.total - self.n))}",
+            ]
             self.log(" | ".join(p for p in parts if p), echo=self.bar is None)
 
     def close(self) -> None:

@@ -18,13 +18,15 @@ with validation every ``val_interval`` epochs, and writes
 - ``<work_dir>/metrics.jsonl`` (one JSON line per epoch) and ``<work_dir>/log.txt``,
 - ``<results_dir>/<name>.json``: the run summary the chapters read.
 
-Reproducibility: the data order of epoch ``e`` is drawn from ``seed + e`` and each sample's augmentation
-from ``(seed, epoch, index)`` (:func:`vidlib.data.make_loader`), so a run resumed from any checkpoint, even one
+Reproducibility: the data order of epoch ``e`` is drawn from ``seed + e`` and each sample's augmentation from
+``(seed, epoch, index)`` (:func:`vidlib.data.make_loader`), so a run resumed from any checkpoint, even one
 written mid-epoch, repeats the uninterrupted run exactly on CPU, whatever ``num_workers`` is.
 Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; only rank 0 logs and saves.
 """
+
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -44,14 +46,26 @@ from ..utils import get_device, num_params, seed_everything
 from ..weights import load_mmaction2, load_state_dict_strict
 from .checkpoint import CheckpointManager, get_rng_state, load_checkpoint_file, set_rng_state
 from .config import TrainConfig, TrainState, check_option_names
-from .distributed import all_reduce_sum, all_gather_lists, cleanup, init_distributed
+from .distributed import all_gather_lists, all_reduce_sum, cleanup, init_distributed
 from .evaluation import autocast_context, evaluate
 from .optim import build_optimizer, build_scheduler, scale_lr
 from .recipes import DATA_CFG_KEYS, DATASET_KEYS, apply_overrides, get_recipe
 from .runlog import Progress, RunLog, error_message, write_json, write_text
 
-__all__ = ["train", "Trainer", "RunSummary", "NonFiniteLossError", "resolve_recipe", "recipe_data", "build_datasets",
-           "read_classes", "check_classes", "amp_mode", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "train",
+    "Trainer",
+    "plan_epochs",
+    "RunSummary",
+    "NonFiniteLossError",
+    "resolve_recipe",
+    "recipe_data",
+    "build_datasets",
+    "read_classes",
+    "check_classes",
+    "amp_mode",
+    "CHECKPOINT_FORMAT",
+]
 
 #: The format tag of the training checkpoints this version writes; ``vidlib-train-1`` still loads.
 CHECKPOINT_FORMAT = "vidlib-train-2"
@@ -88,43 +102,59 @@ def recipe_data(recipe: dict) -> tuple[dict, dict]:
     """A recipe's ``data`` split into model-cfg overrides (:data:`DATA_CFG_KEYS`: sampling, crops ...) and the
     arguments that describe the files (:data:`DATASET_KEYS`: rawframe ``format``, ``filename_tmpl`` ...)."""
     data = recipe.get("data", {})
-    return ({k: v for k, v in data.items() if k in DATA_CFG_KEYS}, {k: v for k, v in data.items() if k in DATASET_KEYS})
+    return (
+        {k: v for k, v in data.items() if k in DATA_CFG_KEYS},
+        {k: v for k, v in data.items() if k in DATASET_KEYS},
+    )
 
 
-def build_datasets(root, model_cfg: dict, recipe: dict, *, backend: str = "decord", on_error: str = "raise",
-                   frame_cache=None):
+def build_datasets(
+    root, model_cfg: dict, recipe: dict, *, backend: str = "decord", on_error: str = "raise", frame_cache=None
+):
     """The training and validation sets of a dataset folder, as ``recipe`` prepares them for a model cfg."""
     over, files = recipe_data(recipe)
     kw = dict(backend=backend, on_error=on_error, frame_cache=frame_cache, **files, **over)
-    return build_dataset(root, "train", model_cfg, "train", **kw), build_dataset(root, "val", model_cfg, "val", **kw)
+    return build_dataset(root, "train", model_cfg, "train", **kw), build_dataset(
+        root, "val", model_cfg, "val", **kw
+    )
 
 
 def read_classes(root: str | os.PathLike) -> list[str]:
-    """The class names of a dataset folder, from its ``label_map.txt`` (required: it sets the classifier size)."""
+    """The class names of a dataset folder, from its ``label_map.txt`` (required: it sets the classifier
+    size)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root} (expected train.txt, val.txt, label_map.txt)")
     label_map = root / "label_map.txt"
     if not label_map.is_file():
-        raise FileNotFoundError(f"{label_map} is missing: a dataset folder needs a label map (one class name per "
-                                "line, in label order), which sets the number of classes")
+        raise FileNotFoundError(
+            f"{label_map} is missing: a dataset folder needs a label map (one class name per "
+            "line, in label order), which sets the number of classes"
+        )
     return read_label_map(label_map)
 
 
-def _build_model(name: str, recipe: dict, model_kwargs: dict, num_classes: int | None) -> tuple[nn.Module, dict]:
+def _build_model(
+    name: str, recipe: dict, model_kwargs: dict, num_classes: int | None
+) -> tuple[nn.Module, dict]:
     kwargs = {**recipe.get("model_kwargs", {}), **model_kwargs}
     if name != recipe["model"]:  # the recipe's kwargs were written for its own model
-        kwargs = {k: v for k, v in kwargs.items() if k in ("num_classes", "num_frames", "dropout")} | model_kwargs
+        kwargs = {
+            k: v for k, v in kwargs.items() if k in ("num_classes", "num_frames", "dropout")
+        } | model_kwargs
     if num_classes is not None:
         if "num_classes" in kwargs and kwargs["num_classes"] != num_classes:
-            raise ValueError(f"num_classes={kwargs['num_classes']} (recipe/model kwargs) does not match the label "
-                             f"map of the data, which has {num_classes} classes")
+            raise ValueError(
+                f"num_classes={kwargs['num_classes']} (recipe/model kwargs) does not match the label "
+                f"map of the data, which has {num_classes} classes"
+            )
         kwargs["num_classes"] = num_classes
     return create_model(name, **kwargs), kwargs
 
 
 def check_classes(model: nn.Module, classes: list[str], root: Path, what: str = "the model") -> None:
-    """Raise ``ValueError`` unless ``model``'s classifier has one output per class of ``root/label_map.txt``."""
+    """Raise ``ValueError`` unless ``model``'s classifier has one output per class of
+    ``root/label_map.txt``."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
     n_model = getattr(model, "num_classes", None) or (last[-1].out_features if last else None)
     if n_model is not None and len(classes) != n_model:
@@ -161,8 +191,11 @@ def amp_mode(amp: str | None, device: torch.device) -> str | None:
 def _wants_channels_last(model: nn.Module, device: torch.device) -> bool:
     """channels_last helps 2D convs on GPUs (tensor cores); our 2D models reshape to [N*T, C, H, W] inside."""
     mods = list(model.modules())
-    return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in mods) \
+    return (
+        device.type == "cuda"
+        and any(isinstance(m, nn.Conv2d) for m in mods)
         and not any(isinstance(m, nn.Conv3d) for m in mods)
+    )
 
 
 def _val_entry(report: dict) -> dict:
@@ -200,10 +233,12 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, model: nn.Module | None = None):
         self.cfg, self._module = cfg, model
-        self.recipe, self.override_log = resolve_recipe(cfg.recipe, cfg.overrides, epochs=cfg.epochs,
-                                                        batch_size=cfg.batch_size, lr=cfg.lr)
-        self.info, self.device = init_distributed(torch.device(cfg.device) if cfg.device is not None
-                                                  else get_device())
+        self.recipe, self.override_log = resolve_recipe(
+            cfg.recipe, cfg.overrides, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr
+        )
+        self.info, self.device = init_distributed(
+            torch.device(cfg.device) if cfg.device is not None else get_device()
+        )
         self.amp = amp_mode(cfg.amp, self.device)
         label = cfg.model or (self.recipe["model"] if model is None else "model")
         self.name = cfg.name or f"{label}_{self.recipe['name']}_s{cfg.seed}"
@@ -230,22 +265,31 @@ class Trainer:
         self.classes = read_classes(root)
         n_classes = len(self.classes)
         if self._module is not None:
-            net, self.model_name, self.model_kwargs = self._module, type(self._module).__name__, dict(cfg.model_kwargs)
+            net, self.model_name, self.model_kwargs = (
+                self._module,
+                type(self._module).__name__,
+                dict(cfg.model_kwargs),
+            )
         else:
             self.model_name = cfg.model or rec["model"]
             net, self.model_kwargs = _build_model(self.model_name, rec, cfg.model_kwargs, n_classes)
         check_classes(net, self.classes, root)
         if not hasattr(net, "default_cfg"):
-            raise ValueError(f"{self.model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline "
-                             "needs it")
+            raise ValueError(
+                f"{self.model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline "
+                "needs it"
+            )
         cache = shared_frame_cache() if cfg.frame_cache is True else (cfg.frame_cache or None)
         self.data_overrides = recipe_data(rec)[0]
-        self.train_set, self.val_set = build_datasets(root, net.default_cfg, rec, backend=cfg.backend,
-                                                      on_error=cfg.on_error, frame_cache=cache)
+        self.train_set, self.val_set = build_datasets(
+            root, net.default_cfg, rec, backend=cfg.backend, on_error=cfg.on_error, frame_cache=cache
+        )
         for split, ds in (("train", self.train_set), ("val", self.val_set)):
             if ds.missing:
-                self.log(f"WARNING: {len(ds.missing)} videos of {split}.txt are missing and skipped (listed in the "
-                         f"summary): {ds.missing[:3]}")
+                self.log(
+                    f"WARNING: {len(ds.missing)} videos of {split}.txt are missing and skipped "
+                    f"(listed in the summary): {ds.missing[:3]}"
+                )
         if cfg.load_from:
             load_mmaction2(net, cfg.load_from)
         self.aux_weight = _aux_weight(net, rec)
@@ -260,32 +304,49 @@ class Trainer:
         if cfg.auto_scale_lr:
             base_lr = rec["optimizer"]["lr"]
             rec["optimizer"]["lr"] = scale_lr(base_lr, self.world_batch, rec["base_batch_size"])
-            self.override_log.append(f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total "
-                                     f"batch {self.world_batch} / base {rec['base_batch_size']})")
+            self.override_log.append(
+                f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total "
+                f"batch {self.world_batch} / base {rec['base_batch_size']})"
+            )
         for line in self.override_log:
             self.log(f"override {line}")
-        self.sampler = EpochSampler(self.train_set, seed=cfg.seed, num_replicas=info.world_size, rank=info.rank)
-        self.loader = make_loader(self.train_set, rec["batch_size"], sampler=self.sampler, seed=cfg.seed,
-                                  num_workers=cfg.num_workers, drop_last=True, pin_memory=self.device.type == "cuda")
+        self.sampler = EpochSampler(
+            self.train_set, seed=cfg.seed, num_replicas=info.world_size, rank=info.rank
+        )
+        self.loader = make_loader(
+            self.train_set,
+            rec["batch_size"],
+            sampler=self.sampler,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+        )
         self.iters_per_epoch = self.sampler.num_samples // rec["batch_size"]
         if self.iters_per_epoch == 0:
-            raise ValueError(f"batch size {rec['batch_size']} is larger than the {self.sampler.num_samples} training "
-                             f"videos per process in {cfg.data}")
+            raise ValueError(
+                f"batch size {rec['batch_size']} is larger than the {self.sampler.num_samples} training "
+                f"videos per process in {cfg.data}"
+            )
         self.optimizer = build_optimizer(self.model, rec["optimizer"])
         self.ema = _make_ema(self.model, rec.get("ema"))
         fwd = torch.compile(self.model) if cfg.compile else self.model
         if info.distributed:
             fwd = nn.parallel.DistributedDataParallel(
-                fwd, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=rec.get("find_unused_parameters", False))
+                fwd,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=rec.get("find_unused_parameters", False),
+            )
         self.forward_model = fwd
         self.scheduler = build_scheduler(self.optimizer, rec["schedule"], self.iters_per_epoch, rec["epochs"])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.eval_model = self.ema.module if self.ema is not None else self.model
-        self.log(f"{self.model_name}: {num_params(self.model):,} params | recipe {rec['name']} | data {cfg.data} "
-                 f"({len(self.train_set)} train, {len(self.val_set)} val, {len(self.classes or [])} classes) | "
-                 f"{info.world_size} x batch {rec['batch_size']} | {self.iters_per_epoch} it/epoch | device "
-                 f"{self.device} | amp {self.amp or 'off'} | lr {rec['optimizer']['lr']}")
+        self.log(
+            f"{self.model_name}: {num_params(self.model):,} params | recipe {rec['name']} | data {cfg.data} "
+            f"({len(self.train_set)} train, {len(self.val_set)} val, {len(self.classes or [])} classes) | "
+            f"{info.world_size} x batch {rec['batch_size']} | {self.iters_per_epoch} it/epoch | device "
+            f"{self.device} | amp {self.amp or 'off'} | lr {rec['optimizer']['lr']}"
+        )
 
     # ------------------------------------------------------------------------------------------ steps
     def _step(self, clips, y) -> tuple[float, int]:
@@ -300,7 +361,8 @@ class Trainer:
                 f"non-finite loss ({loss.item()}) at epoch {st.epoch + 1}, iteration {st.iter_in_epoch + 1} "
                 f"(global {st.global_iter + 1}); training stopped. The last good checkpoint is "
                 f"{last if last else '(none written yet)'}; try a lower lr "
-                f"(optimizer.lr={self.recipe['optimizer']['lr']}), gradient clipping or amp='off'.")
+                f"(optimizer.lr={self.recipe['optimizer']['lr']}), gradient clipping or amp='off'."
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.recipe.get("clip_grad"):
@@ -318,13 +380,20 @@ class Trainer:
         return group["lr"] / group["lr_mult"]
 
     def train_epoch(self) -> dict:
-        """Train the current epoch from ``state.iter_in_epoch`` on; returns its history entry (no validation)."""
+        """Train the current epoch from ``state.iter_in_epoch`` on; returns its history entry (no
+        validation)."""
         rec, st, cfg = self.recipe, self.state, self.cfg
         self.sampler.set_epoch(st.epoch, skip=st.iter_in_epoch * rec["batch_size"])
         self.forward_model.train()
         t0 = time.time()
-        bar = Progress(self.iters_per_epoch - st.iter_in_epoch, f"epoch {st.epoch + 1}/{rec['epochs']}", self.log,
-                       bar=cfg.progress, enabled=self.info.is_main)
+        bar = Progress(
+            self.iters_per_epoch - st.iter_in_epoch,
+            f"epoch {st.epoch + 1}/{rec['epochs']}",
+            self.log,
+            bar=cfg.progress,
+            interval=cfg.log_interval,
+            enabled=self.info.is_main,
+        )
         for clips, y in self.loader:
             loss_value, correct = self._step(clips, y)
             st.add_batch(loss_value, correct, len(y))
@@ -333,29 +402,57 @@ class Trainer:
                 self.save()
         bar.close()
         loss_sum, correct, seen = all_reduce_sum([st.loss_sum, st.correct, st.seen], self.device)
-        return dict(epoch=st.epoch + 1, iters=st.global_iter, lr=self._lr(), train_loss=loss_sum / max(seen, 1),
-                    train_top1=correct / max(seen, 1), time_s=time.time() - t0)
+        return dict(
+            epoch=st.epoch + 1,
+            iters=st.global_iter,
+            lr=self._lr(),
+            train_loss=loss_sum / max(seen, 1),
+            train_top1=correct / max(seen, 1),
+            time_s=time.time() - t0,
+        )
 
     def validate(self) -> dict:
         """Evaluate :attr:`eval_model` (the EMA model if any) on the validation set (one view per video)."""
-        return evaluate(self.eval_model, self.val_set, batch_size=self.cfg.eval_batch_size or self.recipe["batch_size"],
-                        num_workers=self.cfg.num_workers, device=self.device, amp=self.amp, info=self.info,
-                        progress=self.cfg.progress if self.info.is_main else False)
+        return evaluate(
+            self.eval_model,
+            self.val_set,
+            batch_size=self.cfg.eval_batch_size or self.recipe["batch_size"],
+            num_workers=self.cfg.num_workers,
+            device=self.device,
+            amp=self.amp,
+            info=self.info,
+            progress=self.cfg.progress if self.info.is_main else False,
+        )
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _meta(self) -> dict:
-        return dict(format=CHECKPOINT_FORMAT, model_name=self.model_name, model_kwargs=self.model_kwargs,
-                    recipe=self.recipe, seed=self.cfg.seed, world_size=self.info.world_size)
+        return dict(
+            format=CHECKPOINT_FORMAT,
+            model_name=self.model_name,
+            model_kwargs=self.model_kwargs,
+            recipe=self.recipe,
+            seed=self.cfg.seed,
+            world_size=self.info.world_size,
+        )
 
     def save(self, is_best: bool = False) -> None:
         """Write ``last.pth`` (and ``best.pth``) atomically, on rank 0."""
         if not self.info.is_main:
             return
         ema = self.ema
-        self.ckpt.save(dict(self._meta(), model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                            scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
-                            ema=ema.state_dict() if ema is not None else None, rng=get_rng_state(),
-                            state=self.state.state_dict()), is_best=is_best)
+        self.ckpt.save(
+            dict(
+                self._meta(),
+                model=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict(),
+                ema=ema.state_dict() if ema is not None else None,
+                rng=get_rng_state(),
+                state=self.state.state_dict(),
+            ),
+            is_best=is_best,
+        )
 
     def restore(self, path: str | os.PathLike) -> None:
         """Load model, optimiser, schedule, scaler, EMA, state and RNG states from a training checkpoint."""
@@ -365,7 +462,9 @@ class Trainer:
         if fmt not in (CHECKPOINT_FORMAT, "vidlib-train-1"):
             raise RuntimeError(f"{path} is not a vidlib training checkpoint (format {fmt!r})")
         if ck["model_name"] != meta["model_name"]:
-            self.log(f"WARNING: {path} was written for model {ck['model_name']!r}, resuming {meta['model_name']!r}")
+            self.log(
+                f"WARNING: {path} was written for model {ck['model_name']!r}, resuming {meta['model_name']!r}"
+            )
         load_state_dict_strict(self.model, ck["model"], source=str(path))
         for key in ("optimizer", "scheduler", "scaler"):
             getattr(self, key).load_state_dict(ck[key])
@@ -375,12 +474,19 @@ class Trainer:
             self.state = TrainState.from_v1(ck)
         else:
             self.state.load_state_dict(ck["state"])
-        if ck["world_size"] != meta["world_size"] or ck["recipe"]["batch_size"] != meta["recipe"]["batch_size"]:
-            self.log("WARNING: the number of processes or the batch size changed: the data order differs from the "
-                     "first run")
+        if (
+            ck["world_size"] != meta["world_size"]
+            or ck["recipe"]["batch_size"] != meta["recipe"]["batch_size"]
+        ):
+            self.log(
+                "WARNING: the number of processes or the batch size changed: the data order differs from the "
+                "first run"
+            )
         set_rng_state(ck["rng"])
-        self.log(f"resumed from {path}: epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} of the "
-                 "epoch")
+        self.log(
+            f"resumed from {path}: epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} of the "
+            "epoch"
+        )
 
     def _resume_path(self) -> Path | None:
         resume = self.cfg.resume
@@ -397,7 +503,8 @@ class Trainer:
         A failure while building removes the work dir if this run created it (nothing half-made is left
         behind); a later failure is also written to ``<work_dir>/log.txt``.
         """
-        was_deterministic = torch.are_deterministic_algorithms_enabled()  # restored below: no leak into the caller
+        # restored below: no leak into the caller
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
         created = self.info.is_main and not self.work_dir.exists()
         try:
             try:
@@ -427,7 +534,8 @@ class Trainer:
         return self._finish(final_val, time.time() - t_start)
 
     def _epoch(self) -> dict | None:
-        """One epoch: train, validate when due, record, checkpoint. Returns the validation report (or None)."""
+        """One epoch: train, validate when due, record, checkpoint. Returns the validation report
+        (or None)."""
         rec, st = self.recipe, self.state
         entry = self.train_epoch()
         report = None
@@ -442,32 +550,68 @@ class Trainer:
         self.save(is_best)
         if self.info.is_main:
             write_text(self.work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in st.history))
-            self.log(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+            self.log(
+                " | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items())
+            )
             self._tensorboard(entry)
         return report
 
     def _finish(self, final_val: dict, seconds: float) -> RunSummary:
-        """The run summary (+ the optional full test), written to the work dir and ``results_dir`` on rank 0."""
+        """The run summary (+ the optional full test), written to the work dir and ``results_dir``
+        on rank 0."""
         cfg, rec, info, hist = self.cfg, self.recipe, self.info, self.state.history
         summary = RunSummary(
-            name=self.name, model=self.model_name, model_kwargs=self.model_kwargs, recipe=rec,
-            overrides=self.override_log, seed=cfg.seed, data=str(cfg.data), data_cfg_overrides=self.data_overrides,
-            num_train=len(self.train_set), num_val=len(self.val_set), classes=self.classes,
-            world_size=info.world_size, batch_size=rec["batch_size"], total_batch_size=self.world_batch,
-            device=str(self.device), amp=self.amp or "off", num_params=num_params(self.model),
-            epochs=rec["epochs"], history=hist, best=self.state.best, val=_public_report(final_val),
+            name=self.name,
+            model=self.model_name,
+            model_kwargs=self.model_kwargs,
+            recipe=rec,
+            overrides=self.override_log,
+            seed=cfg.seed,
+            data=str(cfg.data),
+            data_cfg_overrides=self.data_overrides,
+            num_train=len(self.train_set),
+            num_val=len(self.val_set),
+            classes=self.classes,
+            world_size=info.world_size,
+            batch_size=rec["batch_size"],
+            total_batch_size=self.world_batch,
+            device=str(self.device),
+            amp=self.amp or "off",
+            num_params=num_params(self.model),
+            epochs=rec["epochs"],
+            history=hist,
+            best=self.state.best,
+            val=_public_report(final_val),
             minutes_per_epoch=float(np.mean([h["time_s"] + h.get("val_time_s", 0.0) for h in hist]) / 60)
-            if hist else None,
-            wall_minutes=seconds / 60, work_dir=str(self.work_dir), checkpoint=str(self.ckpt.last),
-            best_checkpoint=str(self.ckpt.best), vidlib=__version__, torch=torch.__version__,
-            finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **self._data_problems(final_val))
+            if hist
+            else None,
+            wall_minutes=seconds / 60,
+            work_dir=str(self.work_dir),
+            checkpoint=str(self.ckpt.last),
+            best_checkpoint=str(self.ckpt.best),
+            vidlib=__version__,
+            torch=torch.__version__,
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **self._data_problems(final_val),
+        )
         if cfg.test:
-            test = evaluate(self.eval_model, cfg.data, split="val", mode="test", batch_size=cfg.eval_batch_size or 1,
-                            num_workers=cfg.num_workers, device=self.device, amp=self.amp, info=info,
-                            dataset_kw=dict(self.data_overrides, backend=cfg.backend, on_error=cfg.on_error))
+            test = evaluate(
+                self.eval_model,
+                cfg.data,
+                split="val",
+                mode="test",
+                batch_size=cfg.eval_batch_size or 1,
+                num_workers=cfg.num_workers,
+                device=self.device,
+                amp=self.amp,
+                info=info,
+                dataset_kw=dict(self.data_overrides, backend=cfg.backend, on_error=cfg.on_error),
+            )
             summary["test"] = _public_report(test)
-            self.log(f"test ({test['average_clips']} averaging, {test['mode']} protocol): top1 {test['top1']:.4f} "
-                     f"top5 {test['top5']:.4f} mean-class {test['mean_class_acc']:.4f}")
+            self.log(
+                f"test ({test['average_clips']} averaging, {test['mode']} protocol): top1 {test['top1']:.4f} "
+                f"top5 {test['top5']:.4f} mean-class {test['mean_class_acc']:.4f}"
+            )
         if info.is_main:
             results = Path(cfg.results_dir) / f"{self.name}.json" if cfg.results_dir is not None else None
             summary["summary_file"] = str(results or self.work_dir / "summary.json")
@@ -482,10 +626,16 @@ class Trainer:
     def _data_problems(self, final_val: dict) -> dict:
         """Videos listed but missing, and videos skipped as unreadable, per split (all processes together)."""
         missing = dict(train=self.train_set.missing, val=self.val_set.missing)
-        unreadable = dict(train=all_gather_lists(self.train_set.unreadable),
-                          val=sorted(set(final_val.get("unreadable", [])) | set(self.val_set.unreadable)))
-        return dict(missing=missing, unreadable=unreadable, num_missing=sum(map(len, missing.values())),
-                    num_unreadable=sum(map(len, unreadable.values())))
+        unreadable = dict(
+            train=all_gather_lists(self.train_set.unreadable),
+            val=sorted(set(final_val.get("unreadable", [])) | set(self.val_set.unreadable)),
+        )
+        return dict(
+            missing=missing,
+            unreadable=unreadable,
+            num_missing=sum(map(len, missing.values())),
+            num_unreadable=sum(map(len, unreadable.values())),
+        )
 
     def _tensorboard(self, entry: dict) -> None:
         if not self.cfg.tensorboard:
@@ -494,7 +644,9 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
-                raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
+                raise ImportError(
+                    "tensorboard=True needs the tensorboard package: pip install tensorboard"
+                ) from e
             self.tb = SummaryWriter(self.work_dir / "tb")
         for k, v in entry.items():
             if isinstance(v, (int, float)) and k != "epoch" and v is not None:
@@ -502,8 +654,53 @@ class Trainer:
         self.tb.flush()
 
 
-def train(model: str | nn.Module | TrainConfig | None = None, data: str | os.PathLike = "data/synthetic",
-          **options) -> RunSummary:
+def plan_epochs(cfg: TrainConfig, minutes: float, probe_iters: int = 8) -> dict:
+    """How many epochs of ``cfg`` fit in ``minutes`` here: time ``probe_iters`` training steps, then divide.
+
+    Returns ``{"epochs", "s_per_iter", "iters_per_epoch", "minutes_per_epoch"}``; ``epochs`` is at least 1 and
+    at most the recipe's. For a GPU mode whose speed is not known in advance (the probe builds a throw-away
+    model; its data, decoded into a shared frame cache, is reused by the real run).
+    """
+    probe = Trainer(
+        dataclasses.replace(
+            cfg,
+            results_dir=None,
+            verbose=False,
+            progress=False,
+            work_dir=Path(cfg.work_dir or "work_dirs/probe").with_name(".probe"),
+        )
+    )
+    try:
+        probe.build()
+        probe.sampler.set_epoch(0)
+        probe.forward_model.train()
+        it, t0 = iter(probe.loader), None
+        for i in range(probe_iters + 1):
+            clips, y = next(it)
+            probe._step(clips, y)
+            if i == 0:  # the first step pays for warm-up (kernel selection, allocations)
+                if probe.device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+        if probe.device.type == "cuda":
+            torch.cuda.synchronize()
+        per_iter = (time.perf_counter() - t0) / probe_iters
+    finally:
+        cleanup()
+        shutil.rmtree(probe.work_dir, ignore_errors=True)
+    per_epoch = per_iter * probe.iters_per_epoch * 1.15  # + about 15% for validation
+    epochs = int(max(1, min(probe.recipe["epochs"], minutes * 60 // per_epoch)))
+    return dict(
+        epochs=epochs,
+        s_per_iter=per_iter,
+        iters_per_epoch=probe.iters_per_epoch,
+        minutes_per_epoch=per_epoch / 60,
+    )
+
+
+def train(
+    model: str | nn.Module | TrainConfig | None = None, data: str | os.PathLike = "data/synthetic", **options
+) -> RunSummary:
     """Train a model with a recipe and return the run summary: ``Trainer(TrainConfig(...)).fit()``.
 
     Args:
@@ -516,14 +713,16 @@ def train(model: str | nn.Module | TrainConfig | None = None, data: str | os.Pat
             listing them all.
 
     Returns a :class:`RunSummary` (a dict, also written as JSON): ``history`` (per epoch: ``train_loss``,
-    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s`` (training)
-    and ``val_time_s``), ``val`` (the final validation report: ``per_class``, ``confusion_matrix``, ``preds``,
-    ``labels``, ...), ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the ``overrides`` log;
-    ``.model`` holds the trained model.
+    ``train_top1``, ``lr``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``val_loss``, ``time_s``
+    (training) and ``val_time_s``), ``val`` (the final validation report: ``per_class``, ``confusion_matrix``,
+    ``preds``, ``labels``, ...), ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the
+    ``overrides`` log; ``.model`` holds the trained model.
     """
     if isinstance(model, TrainConfig):
         if options:
-            raise TypeError("train(TrainConfig): give every option in the config (dataclasses.replace(cfg, ...))")
+            raise TypeError(
+                "train(TrainConfig): give every option in the config (dataclasses.replace(cfg, ...))"
+            )
         return Trainer(model).fit()
     check_option_names(options)
     if isinstance(model, nn.Module):

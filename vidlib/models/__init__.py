@@ -2,22 +2,47 @@
 
 One file per paper's contribution, plus the shared parts:
 
-- ``_registry.py``: ``register_model``, ``create_model``, ``list_models``, ``make_cfg`` and ``with_cfg``
-  (the one way an entrypoint attaches ``model.default_cfg``);
-- ``common.py``: ``check_clip`` (every model's input check) and ``ClsHead`` (pool -> dropout -> fc_cls);
+- ``_registry.py``: ``register_model``, ``create_model``, ``list_models``, ``make_cfg``
+  and ``with_cfg`` (the one way an entrypoint attaches ``model.default_cfg``);
+- ``common.py``: ``check_clip`` (every model's input check) and ``ClsHead``
+  (pool -> dropout -> fc_cls);
 - ``resnet2d.py``: the shared 2D ResNet, the 2D recognizer and TSN;
 - ``tsm.py``: TSM (temporal shift);
-- ``tam.py``: TANet's Temporal Adaptive Module (arXiv 2005.06803) and the official TAM checkpoint layout;
-- ``tin.py``: the Temporal Interlacing Network (arXiv 2001.06499) and the official TIN checkpoint layout;
-- ``resnet3d.py``: the 3D ResNet (SlowOnly, full-3D reference), the 3D recognizer and 2D -> 3D inflation;
+- ``tam.py``: TANet's Temporal Adaptive Module (arXiv 2005.06803) and the official TAM
+  checkpoint layout;
+- ``tin.py``: the Temporal Interlacing Network (arXiv 2001.06499) and the official TIN
+  checkpoint layout;
+- ``resnet3d.py``: the 3D ResNet (SlowOnly, full-3D reference), the 3D recognizer and
+  2D -> 3D inflation;
 - ``tpn.py``: the Temporal Pyramid Network neck and heads (arXiv 2004.03548);
 - ``csn.py``: Channel-Separated Networks, ir and ip (arXiv 1904.02811);
-- ``vit.py``: the generic image-ViT parts and their initialisation from an image ViT checkpoint;
+- ``vit.py``: the generic image-ViT parts and their initialisation from an image ViT
+  checkpoint;
 - ``stam.py``: STAM, spatial ViT + temporal transformer (arXiv 2103.13915).
 """
-from ._registry import (CFG_KEYS, IMAGENET_MEAN, IMAGENET_STD, create_model, dataset_protocol, list_models, make_cfg,
-                        register_model, with_cfg)
-from . import resnet2d, tsm, tam, tin, resnet3d, tpn, csn, stam  # noqa: F401  (registers the models)
 
-__all__ = ["create_model", "list_models", "register_model", "make_cfg", "with_cfg", "dataset_protocol", "CFG_KEYS",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+# imported for their side effect: each module registers its models
+from . import csn, resnet2d, resnet3d, stam, tam, tin, tpn, tsm  # noqa: F401
+from ._registry import (
+    CFG_KEYS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    create_model,
+    dataset_protocol,
+    list_models,
+    make_cfg,
+    register_model,
+    with_cfg,
+)
+
+__all__ = [
+    "create_model",
+    "list_models",
+    "register_model",
+    "make_cfg",
+    "with_cfg",
+    "dataset_protocol",
+    "CFG_KEYS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]

@@ -1,76 +1,131 @@
 """Channel-Separated Convolutional Networks (CSN): ir-CSN and ip-CSN.
 
-Paper: Tran, Wang, Torresani, Feiszli, "Video Classification with Channel-Separated Convolutional
-Networks", ICCV 2019, arXiv 1904.02811. Reference code: mmaction2 1.2.0 ``ResNet3dCSN`` (ports of the
-official VMZ/Caffe2 weights). Explained in: the CSN chapter.
+Paper: Tran, Wang, Torresani, Feiszli, "Video Classification with Channel-Separated
+Convolutional Networks", ICCV 2019, arXiv 1904.02811. Reference code: mmaction2 1.2.0
+``ResNet3dCSN`` (ports of the official VMZ/Caffe2 weights). Explained in: the CSN
+chapter.
 
-CSN factorises the dense 3x3x3 conv of a 3D bottleneck (``r3d_*`` in ``resnet3d.py``) so that channel
-interactions and spatio-temporal interactions are separated::
+CSN factorises the dense 3x3x3 conv of a 3D bottleneck (``r3d_*`` in ``resnet3d.py``) so
+that channel interactions and spatio-temporal interactions are separated::
 
     dense (R3D):  1x1x1 -> 3x3x3 (planes x planes)                   -> 1x1x1
-    ip-CSN:       1x1x1 -> 1x1x1 + BN (no ReLU) -> 3x3x3 depthwise   -> 1x1x1   (interaction-preserved)
-    ir-CSN:       1x1x1 ->                        3x3x3 depthwise    -> 1x1x1   (interaction-reduced)
+    ip-CSN:       1x1x1 -> 1x1x1 + BN (no ReLU) -> 3x3x3 depthwise   -> 1x1x1
+                  (interaction-preserved)
+    ir-CSN:       1x1x1 ->                        3x3x3 depthwise    -> 1x1x1
+                  (interaction-reduced)
 
-The network is mmaction2's 3D ResNet with stem (3,7,7), temporal strides (1,2,2,2) and BatchNorm eps
-1e-3 (Caffe2's). Keys: ``backbone.layerX.Y.conv2.0.{conv,bn}`` (ir: the depthwise conv; ip: the 1x1x1),
-``backbone.layerX.Y.conv2.1.{conv,bn}`` (ip: the depthwise conv), ``cls_head.fc_cls``.
+The network is mmaction2's 3D ResNet with stem (3,7,7), temporal strides (1,2,2,2) and
+BatchNorm eps 1e-3 (Caffe2's). Keys: ``backbone.layerX.Y.conv2.0.{conv,bn}`` (ir: the
+depthwise conv; ip: the 1x1x1), ``backbone.layerX.Y.conv2.1.{conv,bn}`` (ip: the
+depthwise conv), ``cls_head.fc_cls``.
 """
+
 from __future__ import annotations
 
 import torch.nn as nn
 
 from ._registry import make_cfg, register_model, with_cfg
 from .common import ClsHead
-from .resnet3d import TINY, Bottleneck3d, ConvBNAct3d, Recognizer3D, ResNet3d, tiny_cfg_3d
+from .resnet3d import (
+    TINY,
+    Bottleneck3d,
+    ConvBNAct3d,
+    Recognizer3D,
+    ResNet3d,
+    tiny_cfg_3d,
+)
 
-__all__ = ["CSNBottleneck3d", "ResNet3dCSN", "ircsn_r50", "ircsn_r152", "ipcsn_r152", "ircsn_tiny", "ipcsn_tiny"]
+__all__ = [
+    "CSNBottleneck3d",
+    "ResNet3dCSN",
+    "ircsn_r50",
+    "ircsn_r152",
+    "ipcsn_r152",
+    "ircsn_tiny",
+    "ipcsn_tiny",
+]
 
 
 class CSNBottleneck3d(Bottleneck3d):
     """A 3D bottleneck whose conv2 is channel-separated.
 
     Args:
-        bottleneck_mode: ``"ir"`` (interaction-reduced: conv2 = depthwise 3x3x3 + BN + ReLU) or ``"ip"``
-            (interaction-preserved: 1x1x1 conv + BN, no ReLU, then the depthwise 3x3x3 + BN + ReLU).
+        bottleneck_mode: ``"ir"`` (interaction-reduced: conv2 = depthwise 3x3x3 + BN +
+            ReLU) or ``"ip"`` (interaction-preserved: 1x1x1 conv + BN, no ReLU, then the
+            depthwise 3x3x3 + BN + ReLU).
         other arguments: see :class:`~vidlib.models.resnet3d.Bottleneck3d`.
     """
 
-    def __init__(self, inplanes: int, planes: int, *, bottleneck_mode: str = "ir", **kw):
+    def __init__(
+        self, inplanes: int, planes: int, *, bottleneck_mode: str = "ir", **kw
+    ):
         if bottleneck_mode not in ("ir", "ip"):
-            raise ValueError(f"bottleneck_mode must be 'ir' or 'ip', got {bottleneck_mode!r}")
+            raise ValueError(
+                f"bottleneck_mode must be 'ir' or 'ip', got {bottleneck_mode!r}"
+            )
         super().__init__(inplanes, planes, conv2_kw=dict(mode=bottleneck_mode), **kw)
         self.bottleneck_mode = bottleneck_mode
 
-    def make_conv2(self, planes: int, kernel: tuple, stride: tuple, eps: float, mode: str = "ir") -> nn.Sequential:
-        """ir: ``[depthwise]``; ip: ``[1x1x1 + BN, depthwise]`` (keys ``conv2.0.*``, ``conv2.1.*``)."""
-        depthwise = ConvBNAct3d(planes, planes, kernel, stride, groups=planes, eps=eps)  # one filter per channel
+    def make_conv2(
+        self, planes: int, kernel: tuple, stride: tuple, eps: float, mode: str = "ir"
+    ) -> nn.Sequential:
+        """ir: ``[depthwise]``; ip: ``[1x1x1 + BN, depthwise]`` (keys ``conv2.0.*``,
+        ``conv2.1.*``)."""
+        # one filter per channel
+        depthwise = ConvBNAct3d(planes, planes, kernel, stride, groups=planes, eps=eps)
         if mode == "ir":
             return nn.Sequential(depthwise)
-        return nn.Sequential(ConvBNAct3d(planes, planes, 1, act=False, eps=eps), depthwise)
+        return nn.Sequential(
+            ConvBNAct3d(planes, planes, 1, act=False, eps=eps), depthwise
+        )
 
 
 class ResNet3dCSN(ResNet3d):
-    """The CSN backbone: :class:`ResNet3d` with :class:`CSNBottleneck3d` blocks and frozen-BN options.
+    """The CSN backbone: :class:`ResNet3d` with :class:`CSNBottleneck3d` blocks and
+    frozen-BN options.
 
     Args:
         depth: 50 or 152 (101 also works); ``tiny=True`` uses the tiny layout instead.
         bottleneck_mode: ``"ir"`` or ``"ip"``.
-        norm_eval: in ``train()`` every BatchNorm stays in eval mode, so its running statistics are frozen.
-        bn_frozen: also freeze the BatchNorm affine parameters (``requires_grad=False`` from construction
-            on, so optimisers built at any time never update them). Requires ``norm_eval`` (as in
-            mmaction2, where ``bn_frozen`` without ``norm_eval`` silently does nothing).
+        norm_eval: in ``train()`` every BatchNorm stays in eval mode, so its running
+            statistics are frozen.
+        bn_frozen: also freeze the BatchNorm affine parameters (``requires_grad=False``
+            from construction on, so optimisers built at any time never update them).
+            Requires ``norm_eval`` (as in mmaction2, where ``bn_frozen`` without
+            ``norm_eval`` silently does nothing).
         eps: BatchNorm eps, Caffe2's 1e-3.
     """
 
-    def __init__(self, *, depth: int = 152, tiny: bool = False, bottleneck_mode: str = "ir",
-                 norm_eval: bool = False, bn_frozen: bool = False, eps: float = 1e-3, **kw):
+    def __init__(
+        self,
+        *,
+        depth: int = 152,
+        tiny: bool = False,
+        bottleneck_mode: str = "ir",
+        norm_eval: bool = False,
+        bn_frozen: bool = False,
+        eps: float = 1e-3,
+        **kw,
+    ):
         if bn_frozen and not norm_eval:
-            raise ValueError("bn_frozen=True requires norm_eval=True (frozen affine parameters with updating "
-                             "running statistics is not a CSN configuration)")
+            raise ValueError(
+                "bn_frozen=True requires norm_eval=True (frozen affine parameters "
+                "with updating running statistics is not a CSN configuration)"
+            )
         size = TINY if tiny else dict(depth=depth)
-        super().__init__(**size, block=CSNBottleneck3d, block_kw=dict(bottleneck_mode=bottleneck_mode),
-                         conv1_kernel=(3, 7, 7), temporal_strides=(1, 2, 2, 2), inflate=(1, 1, 1, 1),
-                         inflate_style="3x3x3", eps=eps, norm_eval=norm_eval, zero_init_residual=False, **kw)
+        super().__init__(
+            **size,
+            block=CSNBottleneck3d,
+            block_kw=dict(bottleneck_mode=bottleneck_mode),
+            conv1_kernel=(3, 7, 7),
+            temporal_strides=(1, 2, 2, 2),
+            inflate=(1, 1, 1, 1),
+            inflate_style="3x3x3",
+            eps=eps,
+            norm_eval=norm_eval,
+            zero_init_residual=False,
+            **kw,
+        )
         self.bn_frozen = bn_frozen
         if bn_frozen:
             for m in self.modules():
@@ -79,78 +134,161 @@ class ResNet3dCSN(ResNet3d):
 
 
 _MM = "https://download.openmmlab.com/mmaction/"
-#: The checkpoint each entrypoint's cfg points at: ``published`` key -> (mmaction2 config, url). The other
-#: published K400 variants (``ircsn_r152_ig65m_k400``, ``ircsn_r152_sports1m_bnfrozen_k400``,
-#: ``ircsn_r152_k400``, ``ipcsn_r152_sports1m_bnfrozen_k400``, ``ipcsn_r152_k400``) have the same
-#: architecture; their urls are in ``results/published.yaml``. The Sports1M and scratch VMZ ports expect
-#: the VMZ mean/std (:data:`VMZ_MEAN`, :data:`VMZ_STD`) instead of ImageNet's.
+#: The checkpoint each entrypoint's cfg points at: ``published`` key -> (mmaction2
+#: config, url). The other published K400 variants (``ircsn_r152_ig65m_k400``,
+#: ``ircsn_r152_sports1m_bnfrozen_k400``, ``ircsn_r152_k400``,
+#: ``ipcsn_r152_sports1m_bnfrozen_k400``, ``ipcsn_r152_k400``) have the same
+#: architecture; their urls are in ``results/published.yaml``. The Sports1M and scratch
+#: VMZ ports expect the VMZ mean/std (:data:`VMZ_MEAN`, :data:`VMZ_STD`) instead of
+#: ImageNet's.
 CHECKPOINTS = {
     "ircsn_r152_ig65m_bnfrozen_k400": (
         "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
-        _MM + "v1.0/recognition/csn/ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
-        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_20220811-7d1dacde.pth"),
+        _MM + "v1.0/recognition/csn/"
+        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
+        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_"
+        "20220811-7d1dacde.pth",
+    ),
     "ircsn_r50_ig65m_bnfrozen_k400": (
         "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
-        _MM + "v1.0/recognition/csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
-        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_20220811-44395bae.pth"),
+        _MM + "v1.0/recognition/csn/"
+        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
+        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_"
+        "20220811-44395bae.pth",
+    ),
     "ipcsn_r152_ig65m_bnfrozen_k400": (
         "ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb",
-        _MM + "recognition/csn/vmz/vmz_ipcsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb_20210617-c3be9793.pth"),
+        _MM + "recognition/csn/vmz/"
+        "vmz_ipcsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb_"
+        "20210617-c3be9793.pth",
+    ),
 }
-#: VMZ normalisation (0-255 scale) used by the Sports1M and scratch ports: 255 x (0.43216, 0.394666, 0.37645)
-#: and 255 x (0.22803, 0.22145, 0.216989).
+#: VMZ normalisation (0-255 scale) used by the Sports1M and scratch ports: 255 x
+#: (0.43216, 0.394666, 0.37645) and 255 x (0.22803, 0.22145, 0.216989).
 VMZ_MEAN, VMZ_STD = (110.2008, 100.63983, 95.99475), (58.14765, 56.46975, 55.332195)
 
 
 def _csn_cfg(num_frames: int, published: str) -> dict:
-    """mmaction2 CSN protocol (IG65M-pretrained configs): train 1 clip 32x2 (RandomResizedCrop, flip),
-    test 10 clips x ThreeCrop(256) = 30 views, 'prob', ImageNet mean/std."""
+    """mmaction2 CSN protocol (IG65M-pretrained configs): train 1 clip 32x2
+    (RandomResizedCrop, flip), test 10 clips x ThreeCrop(256) = 30 views, 'prob',
+    ImageNet mean/std."""
     config, url = CHECKPOINTS[published]
-    train = dict(name="SampleFrames", clip_len=num_frames, frame_interval=2, num_clips=1)
-    return make_cfg(num_frames=num_frames, sampling=train, test_sampling=dict(train, num_clips=10), test_crops=3,
-                    test_crop_size=256, train_crop="random_resized", url=url, config=config, paper="1904.02811",
-                    published=published)
+    train = dict(
+        name="SampleFrames", clip_len=num_frames, frame_interval=2, num_clips=1
+    )
+    return make_cfg(
+        num_frames=num_frames,
+        sampling=train,
+        test_sampling=dict(train, num_clips=10),
+        test_crops=3,
+        test_crop_size=256,
+        train_crop="random_resized",
+        url=url,
+        config=config,
+        paper="1904.02811",
+        published=published,
+    )
 
 
 def _csn(name: str, cfg: dict, num_classes: int, dropout: float, **kw) -> Recognizer3D:
     backbone = ResNet3dCSN(**kw)
-    model = Recognizer3D(backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name)
+    model = Recognizer3D(
+        backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name
+    )
     return with_cfg(model, cfg)
 
 
 @register_model
-def ircsn_r152(*, num_classes: int = 400, num_frames: int = 32, dropout: float = 0.5, norm_eval: bool = True,
-               bn_frozen: bool = True, **kw):
-    """ir-CSN-152 (29,703,568 params with the 400-class head); BN frozen as in every mmaction2 config."""
-    return _csn("ircsn_r152", _csn_cfg(num_frames, "ircsn_r152_ig65m_bnfrozen_k400"), num_classes, dropout,
-                depth=152, bottleneck_mode="ir", norm_eval=norm_eval, bn_frozen=bn_frozen, **kw)
+def ircsn_r152(
+    *,
+    num_classes: int = 400,
+    num_frames: int = 32,
+    dropout: float = 0.5,
+    norm_eval: bool = True,
+    bn_frozen: bool = True,
+    **kw,
+):
+    """ir-CSN-152 (29,703,568 params with the 400-class head); BN frozen as in every
+    mmaction2 config."""
+    return _csn(
+        "ircsn_r152",
+        _csn_cfg(num_frames, "ircsn_r152_ig65m_bnfrozen_k400"),
+        num_classes,
+        dropout,
+        depth=152,
+        bottleneck_mode="ir",
+        norm_eval=norm_eval,
+        bn_frozen=bn_frozen,
+        **kw,
+    )
 
 
 @register_model
-def ipcsn_r152(*, num_classes: int = 400, num_frames: int = 32, dropout: float = 0.5, norm_eval: bool = True,
-               bn_frozen: bool = True, **kw):
+def ipcsn_r152(
+    *,
+    num_classes: int = 400,
+    num_frames: int = 32,
+    dropout: float = 0.5,
+    norm_eval: bool = True,
+    bn_frozen: bool = True,
+    **kw,
+):
     """ip-CSN-152 (33,016,592 params with the 400-class head)."""
-    return _csn("ipcsn_r152", _csn_cfg(num_frames, "ipcsn_r152_ig65m_bnfrozen_k400"), num_classes, dropout,
-                depth=152, bottleneck_mode="ip", norm_eval=norm_eval, bn_frozen=bn_frozen, **kw)
+    return _csn(
+        "ipcsn_r152",
+        _csn_cfg(num_frames, "ipcsn_r152_ig65m_bnfrozen_k400"),
+        num_classes,
+        dropout,
+        depth=152,
+        bottleneck_mode="ip",
+        norm_eval=norm_eval,
+        bn_frozen=bn_frozen,
+        **kw,
+    )
 
 
 @register_model
-def ircsn_r50(*, num_classes: int = 400, num_frames: int = 32, dropout: float = 0.5, norm_eval: bool = True,
-              bn_frozen: bool = True, **kw):
+def ircsn_r50(
+    *,
+    num_classes: int = 400,
+    num_frames: int = 32,
+    dropout: float = 0.5,
+    norm_eval: bool = True,
+    bn_frozen: bool = True,
+    **kw,
+):
     """ir-CSN-50 (13,131,152 params with the 400-class head)."""
-    return _csn("ircsn_r50", _csn_cfg(num_frames, "ircsn_r50_ig65m_bnfrozen_k400"), num_classes, dropout,
-                depth=50, bottleneck_mode="ir", norm_eval=norm_eval, bn_frozen=bn_frozen, **kw)
+    return _csn(
+        "ircsn_r50",
+        _csn_cfg(num_frames, "ircsn_r50_ig65m_bnfrozen_k400"),
+        num_classes,
+        dropout,
+        depth=50,
+        bottleneck_mode="ir",
+        norm_eval=norm_eval,
+        bn_frozen=bn_frozen,
+        **kw,
+    )
 
 
 @register_model
-def ircsn_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw):
-    """ir-CSN on the tiny backbone (compare with ``r3d_tiny``); BN trains normally unless asked."""
+def ircsn_tiny(
+    *, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw
+):
+    """ir-CSN on the tiny backbone (compare with ``r3d_tiny``); BN trains normally
+    unless asked."""
     cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
-    return _csn("ircsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ir", **kw)
+    return _csn(
+        "ircsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ir", **kw
+    )
 
 
 @register_model
-def ipcsn_tiny(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw):
+def ipcsn_tiny(
+    *, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw
+):
     """ip-CSN on the tiny backbone."""
     cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
-    return _csn("ipcsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ip", **kw)
+    return _csn(
+        "ipcsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ip", **kw
+    )

@@ -1,16 +1,21 @@
-"""The generic Vision Transformer parts (Dosovitskiy et al., arXiv 2010.11929) that STAM runs on every frame.
+"""The generic Vision Transformer parts (Dosovitskiy et al., arXiv 2010.11929) that STAM
+runs on every frame.
 
-STAM's own contribution (the temporal transformer over the frame embeddings) is in ``stam.py``; this file
-holds what any image ViT has, with the key names of the official ViT / timm layout, so that image ViT
-checkpoints load by key (:func:`init_spatial_from_vit`)::
+STAM's own contribution (the temporal transformer over the frame embeddings) is in
+``stam.py``; this file holds what any image ViT has, with the key names of the official
+ViT / timm layout, so that image ViT checkpoints load by key
+(:func:`init_spatial_from_vit`)::
 
-    frame [N, 3, H, W] -> PatchEmbed (conv P x P, stride P) -> tokens [N, (H/P)*(W/P), D]
-    Block (pre-norm): x + Attention(LayerNorm(x)), then x + Mlp(LayerNorm(x))      [N, L, D]
+    frame [N, 3, H, W] -> PatchEmbed (conv P x P, stride P)
+                       -> tokens [N, (H/P)*(W/P), D]
+    Block (pre-norm): x + Attention(LayerNorm(x)), then x + Mlp(LayerNorm(x))  [N, L, D]
 
-Keys: ``patch_embed.proj.*``, ``cls_token``, ``pos_embed``, ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,
-mlp.fc1,mlp.fc2}.*``, ``norm.*``. The attention uses ``F.scaled_dot_product_attention``
-(``vidlib.flops.count_flops`` counts its QK^T and AV matmuls).
+Keys: ``patch_embed.proj.*``, ``cls_token``, ``pos_embed``,
+``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``. The
+attention uses ``F.scaled_dot_product_attention`` (``vidlib.flops.count_flops`` counts
+its QK^T and AV matmuls).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,25 +26,42 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..weights import CheckpointError, load_state_dict_strict, read_checkpoint, source_name
+from ..weights import (
+    CheckpointError,
+    load_state_dict_strict,
+    read_checkpoint,
+    source_name,
+)
 
-__all__ = ["trunc_normal_", "PatchEmbed", "Attention", "Mlp", "Block", "SPATIAL_KEYS", "SpatialInitReport",
-           "init_spatial_from_vit"]
+__all__ = [
+    "trunc_normal_",
+    "PatchEmbed",
+    "Attention",
+    "Mlp",
+    "Block",
+    "SPATIAL_KEYS",
+    "SpatialInitReport",
+    "init_spatial_from_vit",
+]
 
 
 def trunc_normal_(t: torch.Tensor, std: float = 0.02) -> torch.Tensor:
-    """The official STAM init: ``N(0, 1)`` folded into (-2, 2) by ``fmod``, times ``std`` (a cheap truncated normal)."""
+    """The official STAM init: ``N(0, 1)`` folded into (-2, 2) by ``fmod``, times
+    ``std`` (a cheap truncated normal)."""
     with torch.no_grad():
         return t.normal_().fmod_(2).mul_(std)
 
 
 class PatchEmbed(nn.Module):
-    """Cut a frame into non-overlapping ``patch_size`` patches and project each to ``embed_dim``."""
+    """Cut a frame into non-overlapping ``patch_size`` patches and project each to
+    ``embed_dim``."""
 
     def __init__(self, img_size: int, patch_size: int, embed_dim: int):
         super().__init__()
         if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+            raise ValueError(
+                f"img_size {img_size} is not a multiple of patch_size {patch_size}"
+            )
         self.num_patches = (img_size // patch_size) ** 2
         self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
 
@@ -48,7 +70,8 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection (keys ``qkv``, ``proj`` as in the official ViT)."""
+    """Multi-head self-attention with a fused qkv projection (keys ``qkv``, ``proj`` as
+    in the official ViT)."""
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
@@ -60,9 +83,11 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, L, D = x.shape
-        qkv = self.qkv(x).reshape(N, L, 3, self.num_heads, D // self.num_heads)  # [N, L, 3, heads, D/heads]
+        # [N, L, 3, heads, D/heads]
+        qkv = self.qkv(x).reshape(N, L, 3, self.num_heads, D // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, heads, L, D/heads]
-        x = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(D/heads)) v: [N, heads, L, D/heads]
+        # softmax(q k^T / sqrt(D/heads)) v: [N, heads, L, D/heads]
+        x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(N, L, D))  # [N, L, D]
 
 
@@ -82,7 +107,14 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm ViT block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        norm_eps: float,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias)
@@ -95,7 +127,8 @@ class Block(nn.Module):
 
 
 class SpatialInitReport(NamedTuple):
-    """What :func:`init_spatial_from_vit` did: keys loaded, checkpoint keys ignored, model keys left as they were."""
+    """What :func:`init_spatial_from_vit` did: keys loaded, checkpoint keys ignored,
+    model keys left as they were."""
 
     loaded: list[str]
     ignored: list[str]
@@ -109,16 +142,20 @@ _IGNORED_VIT = re.compile(r"(head|pre_logits|fc_norm)\..*")
 
 
 def init_spatial_from_vit(model: nn.Module, path_or_state_dict) -> SpatialInitReport:
-    """Initialise the spatial ViT of ``model`` (e.g. STAM's) from an image ViT checkpoint in timm's key layout.
+    """Initialise the spatial ViT of ``model`` (e.g. STAM's) from an image ViT
+    checkpoint in timm's key layout.
 
-    ``path_or_state_dict``: a torch file or a ``.safetensors`` file (as timm downloads Google's ViT weights),
-    ``{'model'|'state_dict': sd}`` or a bare state dict; Google's JAX ``.npz`` files need timm's conversion.
+    ``path_or_state_dict``: a torch file or a ``.safetensors`` file (as timm downloads
+    Google's ViT weights), ``{'model'|'state_dict': sd}`` or a bare state dict; Google's
+    JAX ``.npz`` files need timm's conversion.
 
-    Every spatial key of ``model`` (:data:`SPATIAL_KEYS`: ``patch_embed``, ``cls_token``, ``pos_embed``,
-    ``blocks``, ``norm``) must be in the checkpoint with the same shape; the image classifier (``head.*``,
-    ``pre_logits.*``, ``fc_norm.*``) is ignored; any other checkpoint key is an error. The model's other
-    keys (STAM: ``aggregate.*`` and ``head.*``) keep their values and are reported. Note: timm's ViTs use
-    LayerNorm eps 1e-6 and STAM 1e-5; this loads the weights into STAM's 1e-5 model, as the authors did.
+    Every spatial key of ``model`` (:data:`SPATIAL_KEYS`: ``patch_embed``,
+    ``cls_token``, ``pos_embed``, ``blocks``, ``norm``) must be in the checkpoint with
+    the same shape; the image classifier (``head.*``, ``pre_logits.*``, ``fc_norm.*``)
+    is ignored; any other checkpoint key is an error. The model's other keys (STAM:
+    ``aggregate.*`` and ``head.*``) keep their values and are reported. Note: timm's
+    ViTs use LayerNorm eps 1e-6 and STAM 1e-5; this loads the weights into STAM's 1e-5
+    model, as the authors did.
 
     Returns:
         a :class:`SpatialInitReport`.
@@ -127,24 +164,39 @@ def init_spatial_from_vit(model: nn.Module, path_or_state_dict) -> SpatialInitRe
     own = model.state_dict()
     kept = [k for k in own if not k.startswith(SPATIAL_KEYS)]
     ignored = sorted(k for k in sd if _IGNORED_VIT.fullmatch(k))
-    unexpected = sorted(k for k in sd if k not in ignored and (k not in own or k in kept))
+    unexpected = sorted(
+        k for k in sd if k not in ignored and (k not in own or k in kept)
+    )
     if unexpected:
-        raise CheckpointError(source_name(path_or_state_dict), unexpected=unexpected,
-                              note="  (these are not part of the spatial ViT; only head.*, pre_logits.*, "
-                                   "fc_norm.* are ignored)")
+        raise CheckpointError(
+            source_name(path_or_state_dict),
+            unexpected=unexpected,
+            note="  (these are not part of the spatial ViT; only head.*, pre_logits.*, "
+            "fc_norm.* are ignored)",
+        )
     spatial = {k: v for k, v in sd.items() if k not in ignored}
-    load_state_dict_strict(model, {**spatial, **{k: own[k] for k in kept}}, source=source_name(path_or_state_dict))
+    load_state_dict_strict(
+        model,
+        {**spatial, **{k: own[k] for k in kept}},
+        source=source_name(path_or_state_dict),
+    )
     return SpatialInitReport(sorted(spatial), ignored, kept)
 
 
 def _read_vit(path_or_state_dict) -> dict[str, torch.Tensor]:
-    """A timm-layout state dict from a torch file, a ``.safetensors`` file (timm's hub format) or a dict."""
+    """A timm-layout state dict from a torch file, a ``.safetensors`` file (timm's hub
+    format) or a dict."""
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         suffix = os.fspath(path_or_state_dict).rsplit(".", 1)[-1]
         if suffix == "npz":
-            raise CheckpointError(source_name(path_or_state_dict), note=(
-                "  a Google JAX .npz file: convert it with timm first, e.g. timm.create_model("
-                "'vit_base_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=path)).state_dict()"))
+            raise CheckpointError(
+                source_name(path_or_state_dict),
+                note=(
+                    "  a Google JAX .npz file: convert it with timm first, e.g. "
+                    "timm.create_model('vit_base_patch16_224', pretrained=True, "
+                    "pretrained_cfg_overlay=dict(file=path)).state_dict()"
+                ),
+            )
         if suffix == "safetensors" and os.path.isfile(path_or_state_dict):
             from safetensors.torch import load_file
 

@@ -1,0 +1,109 @@
+"""The book's figures: block diagrams of the papers' modules and plots of what a trained module computes.
+
+Chapters call these in hidden cells, so a page shows the figure and the library keeps the drawing code
+(one place to fix, tested like the rest). Every function returns the matplotlib ``Figure``.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["block_diagram", "tam_branches", "tam_maps"]
+
+
+def block_diagram(boxes: dict, arrows: list, *, size=(10, 4.2), limits=(10.4, 4.6), labels=()):
+    """Boxes and arrows on a blank canvas.
+
+    Args:
+        boxes: ``{name: (x, y, w, h, text, colour)}``.
+        arrows: ``[(from_xy, to_xy)]`` or ``[(from_xy, to_xy, style_dict)]``.
+        labels: ``[(x, y, text, colour)]`` free text.
+    """
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_xlim(0, limits[0]), ax.set_ylim(0, limits[1]), ax.axis("off")
+    for x, y, w, h, text, colour in boxes.values():
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="black", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8.5)
+    for a, b, *style in arrows:
+        ax.annotate(
+            "", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "lw": 1.2, **(style[0] if style else {})}
+        )
+    for x, y, text, colour in labels:
+        ax.text(x, y, text, ha="center", color=colour)
+    return fig
+
+
+def tam_branches():
+    """TAM's two branches (Liu et al., arXiv 2005.06803, Fig. 2): local importance map and global kernel."""
+    boxes = {
+        "x": (0.1, 2.0, 1.3, 0.7, "X\n[C, T, H, W]", "#eeeeee"),
+        "pool": (1.9, 2.0, 1.3, 0.7, "spatial avg\n$\\hat X$: [C, T]", "#dddddd"),
+        "l1": (3.7, 3.4, 1.7, 0.7, "Conv1D k=3\nC → C/β, BN, ReLU", "#cfe2f3"),
+        "l2": (5.8, 3.4, 1.5, 0.7, "Conv1D k=1\nC/β → C, σ", "#cfe2f3"),
+        "s": (7.7, 3.4, 1.1, 0.7, "s: [C, T]", "#9fc5e8"),
+        "g1": (3.7, 0.6, 1.7, 0.7, "FC T → αT\nBN, ReLU", "#fce5cd"),
+        "g2": (5.8, 0.6, 1.5, 0.7, "FC αT → K\nsoftmax", "#fce5cd"),
+        "w": (7.7, 0.6, 1.1, 0.7, "w: [C, K]", "#f9cb9c"),
+        "xs": (7.7, 2.0, 1.1, 0.7, "X ⊙ s", "#d9ead3"),
+        "y": (9.1, 2.0, 1.2, 0.7, "K-tap temporal\nconv with w\n→ Y", "#b6d7a8"),
+    }
+    arrows = [
+        ((1.4, 2.35), (1.9, 2.35)),
+        ((3.2, 2.5), (3.7, 3.6)),
+        ((3.2, 2.2), (3.7, 1.0)),
+        ((5.4, 3.75), (5.8, 3.75)),
+        ((7.3, 3.75), (7.7, 3.75)),
+        ((5.4, 0.95), (5.8, 0.95)),
+        ((7.3, 0.95), (7.7, 0.95)),
+        ((8.25, 3.4), (8.25, 2.7)),
+        ((8.8, 2.35), (9.1, 2.35)),
+        ((8.8, 0.95), (9.6, 2.0)),
+        ((0.75, 2.0), (7.7, 2.2), dict(lw=1, ls="--", connectionstyle="arc3,rad=0.25", color="gray")),
+    ]
+    labels = [
+        (4.6, 4.35, "local branch L: location-sensitive importance map", "#0b5394"),
+        (
+            4.6,
+            0.2,
+            "global branch G: location-invariant adaptive kernel (one per video and channel)",
+            "#b45f06",
+        ),
+    ]
+    return block_diagram(boxes, arrows, labels=labels)
+
+
+def tam_maps(clip, s_fwd, s_rev, w_fwd, w_rev, name: str = "TAM"):
+    """A clip's frames, one TAM's importance map ``s`` and kernels ``w``, for the clip and its reversal.
+
+    Args:
+        clip: ``[3, T, H, W]`` (any normalisation; shown min-max scaled).
+        s_fwd, s_rev: ``[C, T]`` importance maps of the clip and of the reversed clip.
+        w_fwd, w_rev: ``[C, K]`` kernels (tap 0 weighs the previous frame, tap K-1 the next one).
+    """
+    frames = np.asarray(clip).transpose(1, 2, 3, 0)  # [3, T, H, W] -> [T, H, W, 3]
+    frames = (frames - frames.min()) / max(float(frames.max() - frames.min()), 1e-8)
+    s_fwd, s_rev, w_fwd, w_rev = (np.asarray(a) for a in (s_fwd, s_rev, w_fwd, w_rev))
+    t = len(frames)
+    fig = plt.figure(figsize=(11, 6.5))
+    for i in range(t):
+        ax = fig.add_subplot(4, t, i + 1)
+        ax.imshow(frames[i]), ax.axis("off"), ax.set_title(f"t={i}", fontsize=8)
+    ax = fig.add_subplot(4, 2, 3)
+    ax.imshow(s_fwd, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set(title=f"importance map s ({name}), forward", xlabel="t", ylabel="channel")
+    ax = fig.add_subplot(4, 2, 4)
+    ax.plot(s_fwd.mean(0), "o-", label="forward clip")
+    ax.plot(s_rev.mean(0)[::-1], "s--", label="reversed clip (re-reversed in time)")
+    ax.set(title="mean importance over channels", xlabel="t", ylim=(0, 1)), ax.legend(fontsize=8)
+    ax = fig.add_subplot(2, 2, 3)
+    ax.imshow(w_fwd[w_fwd[:, 0].argsort()].T, aspect="auto", cmap="magma", vmin=0, vmax=1)
+    ax.set(title="adaptive kernels w (channels sorted by tap 0), forward", xlabel="channel", ylabel="tap k")
+    ax = fig.add_subplot(2, 2, 4)
+    ks = np.arange(w_fwd.shape[1])
+    ax.bar(ks - 0.2, w_fwd.mean(0), 0.4, label="forward clip")
+    ax.bar(ks + 0.2, w_rev.mean(0), 0.4, label="reversed clip")
+    ax.set(title="mean kernel over channels", xlabel="tap k (0 = past, K-1 = future)", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
