@@ -2,8 +2,9 @@
 # Drop the chapters' execution caches when what they ran against changed.
 #
 # The myst-nb execution caches (_build/.jupyter_cache, _build/.jupyter_cache_quick) are keyed on the
-# notebook code only. When vidlib's source, the requirements, the published numbers or the golden files
-# change, this script deletes both caches and the marker _build/.book_ok, so the next
+# notebook code only. When vidlib's source, the requirements, the published numbers, the measured kernel
+# spreads (results/*_kernels.json, which chapters read) or the golden files change, this script deletes
+# both caches and the marker _build/.book_ok, so the next
 # tools/build_book.sh executes every chapter again and re-reads every page (--all). The hash of those
 # files is kept in _build/.vidlib_source_hash.
 #
@@ -19,7 +20,7 @@ mkdir -p "$build"
 source_hash="$(
   { find vidlib -name '*.py' -print0 | sort -z | xargs -0 cat
     cat requirements.txt pyproject.toml
-    cat results/*.yaml tests/golden/*.json 2>/dev/null || true
+    cat results/*.yaml results/*_kernels.json tests/golden/*.json 2>/dev/null || true
   } | sha256sum | cut -c1-32
 )"
 hash_file="$build/.vidlib_source_hash"

@@ -1,0 +1,151 @@
+"""How much a chapter's small-scale results move between machines: the same runs under other CPU kernels.
+
+Training amplifies last-digit differences: the same code, data and seeds give other accuracies when the
+CPU kernels differ (vector width and instruction set decide the order of floating-point sums). This
+script re-runs a chapter's grid of tiny runs (models x seeds, one recipe) under several kernel settings
+of this machine, each in a fresh process:
+
+- ``native``: what PyTorch picks here (e.g. AVX512);
+- ``avx2``: ``ATEN_CPU_CAPABILITY=avx2`` and ``ONEDNN_MAX_CPU_ISA=AVX2`` (an older x86 CPU);
+- ``default``: ``ATEN_CPU_CAPABILITY=default`` and ``ONEDNN_MAX_CPU_ISA=SSE41`` (no wide vectors; about
+  30 times slower than ``native`` on the 2-core build machine, too slow to run there routinely);
+- ``threads``: the native kernels with one process of all cores instead of one process per core
+  (other summation orders inside convolutions).
+
+and writes, per setting, every run's validation metrics (``vidlib.engine.metrics.pair_accuracy``) to a
+JSON file that the chapter reads (``results/<chapter>_kernels.json``)::
+
+    python benchmarks/kernel_spread.py --chapter tam --models tsn_tiny tsm_tiny tanet_tiny \\
+        --recipe synthetic_tiny --epochs 8 --settings native avx2 threads
+
+Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "native": ({}, None),
+    "avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, None),
+    "default": ({"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}, None),
+    "threads": ({}, 1),  # one process with every core's threads
+}
+
+
+def run_grid(args) -> dict:
+    """The grid in this process (called in a child with the setting's environment)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from vidlib.engine import TrainConfig, train_many
+    from vidlib.engine.metrics import pair_accuracy
+    from vidlib.report import environment
+
+    pairs = json.loads((Path(args.data) / "meta.json").read_text())["reversal_pairs"]
+    base = TrainConfig(
+        data=args.data,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        frame_cache=True,
+        results_dir=None,
+        verbose=False,
+        progress=False,
+        device="cpu",
+    )
+    runs = [
+        replace(base, model=m, seed=s, work_dir=f"{args.work_dir}/{m}_s{s}")
+        for m in args.models
+        for s in args.seeds
+    ]
+    t0 = time.time()
+    summaries = train_many(runs, processes=args.processes)
+    out = {}
+    for r in summaries:
+        m = pair_accuracy(np.asarray(r["val"]["scores"]), np.asarray(r["val"]["labels"]), pairs)
+        out[f"{r['model']}/{r['seed']}"] = dict(m, model=r["model"], seed=r["seed"])
+    return dict(
+        runs=out,
+        minutes=(time.time() - t0) / 60,
+        parallel=summaries[0]["parallel"],
+        environment=environment(args.data),
+        torch_threads=torch.get_num_threads(),
+    )
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--chapter", required=True, help="writes results/<chapter>_kernels.json")
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--recipe", default="synthetic_tiny")
+    ap.add_argument("--epochs", type=int, help="default: the recipe's")
+    ap.add_argument("--data", default="data/synthetic")
+    ap.add_argument("--settings", nargs="+", default=["native", "avx2", "threads"], choices=list(SETTINGS))
+    ap.add_argument("--work-dir", default="work_dirs/kernel_spread")
+    ap.add_argument("--out", help="default: results/<chapter>_kernels.json")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one setting, write JSON here
+    ap.add_argument("--processes", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        Path(args.child).write_text(json.dumps(run_grid(args)))
+        return
+    out = Path(args.out or f"results/{args.chapter}_kernels.json")
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result.update(
+        chapter=args.chapter,
+        models=args.models,
+        seeds=args.seeds,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        data=args.data,
+        settings=result.get("settings", {}),
+    )
+    for name in args.settings:
+        env, processes = SETTINGS[name]
+        tmp = out.with_suffix(f".{name}.tmp")
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(tmp),
+            "--chapter",
+            args.chapter,
+            "--models",
+            *args.models,
+            "--seeds",
+            *map(str, args.seeds),
+            "--recipe",
+            args.recipe,
+            "--data",
+            args.data,
+            "--work-dir",
+            f"{args.work_dir}/{name}",
+        ]
+        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        cmd += ["--processes", str(processes)] if processes else []
+        print(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'native kernels'} ...", flush=True)
+        subprocess.run(cmd, env={**os.environ, **env}, check=True)
+        result["settings"][name] = dict(json.loads(tmp.read_text()), env=env)
+        tmp.unlink()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")  # after every setting: a partial file is usable
+        s = result["settings"][name]
+        print(
+            f"  {s['minutes']:.1f} min, {s['environment']['cpu_capability']}; pair accuracy: "
+            + ", ".join(f"{k} {v['pair_acc']:.3f}" for k, v in s["runs"].items()),
+            flush=True,
+        )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
