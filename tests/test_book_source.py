@@ -56,5 +56,8 @@ PAPERS = [p for p in CHAPTERS if p.stem not in NOT_PAPERS]
 def test_a_paper_chapter_follows_the_pattern(path):
     text = path.read_text()
     assert "report.chapter_mode()" in text and "report.save_results(" in text
-    assert text.rstrip().endswith("```{bibliography}\n:filter: docname in docnames\n```")
-    assert "{cite:p}" in text, f"{path.name} cites no paper"
+    # Each chapter's bibliography lists its own citations under its own key prefix (a key cited by two
+    # pages would otherwise be a duplicate citation): {cite:p}`tam-liu2021tam` with :keyprefix: tam-
+    ending = f"```{{bibliography}}\n:filter: docname in docnames\n:keyprefix: {path.stem}-\n```"
+    assert text.rstrip().endswith(ending), f"{path.name} must end with its bibliography"
+    assert f"{{cite:p}}`{path.stem}-" in text, f"{path.name} cites no paper"
