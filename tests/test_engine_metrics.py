@@ -151,3 +151,20 @@ def test_pair_accuracy_asks_only_the_pair_question():
     assert per_pair_accuracy(scores, labels, pairs, names=list("abcde")) == {"a / b": 0.5, "c / d": 1.0}
     order_blind = np.ones((4, 5))  # equal scores for a class and its reversal: never "higher"
     assert pair_accuracy(order_blind, labels[:4], pairs)["pair_acc"] == 0.0
+
+
+def test_chapter_figures_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vidlib import figures
+
+    fig = figures.tsm_shift(num_segments=4, channels=8, shift_div=4)
+    assert len(fig.axes) == 2
+    fig = figures.tin_mixing(offsets=(1.0, 0.5), num_segments=4)
+    mix = fig.axes[1].images[0].get_array()  # offset 0.5: half of frame t, half of frame t-1
+    assert np.allclose(np.asarray(mix)[2, 1:3], [0.5, 0.5])
+    e = np.arange(3)
+    offsets = {"layer1": np.zeros((3, 5, 2))}
+    fig = figures.tin_learning(e, offsets, {"layer1": np.ones((3, 5, 4, 2))})
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2  # the layer + the initial offset

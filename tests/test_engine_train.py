@@ -168,6 +168,31 @@ def test_ema_weights_are_evaluated_and_checkpointed(tiny_data, tmp_path):
     assert not all(torch.equal(v, ck["model"][k]) for k, v in ema_weights.items())
 
 
+def test_keep_epoch_weights_writes_the_initial_and_every_epochs_weights(tiny_data, tmp_path):
+    s = train(
+        "tin_tiny",
+        tiny_data,
+        work_dir=tmp_path / "w",
+        overrides=SMALL,
+        keep_epoch_weights=True,
+        **{**RUN, "epochs": 2},
+    )
+    files = sorted(p.name for p in (tmp_path / "w").glob("epoch_*.pth"))
+    assert files == ["epoch_0.pth", "epoch_1.pth", "epoch_2.pth"]
+    first, last = (load_checkpoint_file(tmp_path / "w" / f) for f in ("epoch_0.pth", "epoch_2.pth"))
+    assert (first["epoch"], last["epoch"], last["model_name"]) == (0, 2, "tin_tiny")
+    for k, v in s.model.state_dict().items():  # the last one is the final model
+        assert torch.equal(v, last["model"][k]), k
+    # epoch 0 is the initialisation: the interlace offsets' bias is still the designed 0.5108
+    bias = [v for k, v in first["model"].items() if k.endswith("offset_net.fc2.bias")]
+    assert bias and all(torch.allclose(b, torch.full_like(b, 0.5108)) for b in bias)
+    assert not any(
+        torch.equal(first["model"][k], last["model"][k])
+        for k in first["model"]
+        if k.endswith("offset_net.fc2.weight")
+    )
+
+
 _KILLER = textwrap.dedent("""
     import json, os, signal, sys, torch
     import vidlib.engine.training as T

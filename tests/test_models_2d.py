@@ -210,6 +210,47 @@ def test_tin_initialisation():
     assert torch.equal(tin(x)[:, 16:], x[:, 16:])  # only C / shift_div channels move
 
 
+def test_tin_from_a_tsm_checkpoint_fills_all_but_the_interlace_subnets():
+    from vidlib.models.tin import init_from_tsm
+    from vidlib.weights import CheckpointError, load_mmaction2
+
+    tsm, tin = vidlib.create_model("tsm_tiny"), vidlib.create_model("tin_tiny")
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in tsm.state_dict().items()}
+    init = {k: v.clone() for k, v in tin.state_dict().items()}
+    kept = init_from_tsm(tin, sd)
+    own = tin.state_dict()
+    assert len(kept) == 4 * 8 and all(".net1." in k for k in kept)  # 4 modules x 8 tensors
+    assert all(torch.equal(own[k], init[k]) for k in kept)
+    conv = "backbone.layer1.0.conv1.conv"
+    assert torch.equal(own[conv + ".net2.weight"], sd[conv + ".net.weight"])  # net -> net2
+    assert len(sd) + len(kept) == len(own)
+    # mmaction2's loader is strict: the TSM file does not fit TIN, and the error names the convs
+    with pytest.raises(CheckpointError, match=r"layer1\.0\.conv1\.conv\.net2\.weight"):
+        load_mmaction2(vidlib.create_model("tin_tiny"), sd)
+    # a key the TIN lacks is reported, not skipped
+    with pytest.raises(CheckpointError, match="extra.weight"):
+        init_from_tsm(tin, {**sd, "extra.weight": torch.zeros(1)})
+    del sd[conv + ".net.weight"]
+    with pytest.raises(CheckpointError, match=r"conv1\.conv\.net2\.weight"):
+        init_from_tsm(tin, sd)
+
+
+def test_temporal_conv_starts_as_the_identity_and_mixes_frames():
+    from vidlib.models.tsm import TemporalConv
+
+    conv = torch.nn.Conv2d(8, 4, 1)
+    tc = TemporalConv(conv, num_segments=4)
+    x = torch.randn(8, 8, 3, 3)  # N=2 videos x T=4
+    assert torch.allclose(tc(x), conv(x), atol=1e-6)
+    with torch.no_grad():
+        tc.conv.weight.zero_()
+        tc.conv.weight[:, :, 0, 0, 0] = torch.eye(8)  # tap 0: the previous frame
+    got = tc(x).view(2, 4, 4, 3, 3)  # out[t] = conv(x[t - 1]), zero at t = 0
+    prev = x.view(2, 4, 8, 3, 3)[:, :-1].reshape(6, 8, 3, 3)
+    assert torch.allclose(got[:, 1:], conv(prev).view(2, 3, 4, 3, 3), atol=1e-6)
+    assert torch.allclose(got[:, 0], conv.bias.view(1, 4, 1, 1).expand(2, 4, 3, 3), atol=1e-6)
+
+
 # --- TAM ----------------------------------------------------------------------------------------
 def _tam_naive(tam: TAM, x: torch.Tensor) -> torch.Tensor:
     """TAM with loops over videos and channels and an explicit zero-padded temporal sum."""

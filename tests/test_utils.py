@@ -266,3 +266,14 @@ def test_describe_file(tmp_path):
         (tmp_path / name).write_bytes(data)
         assert utils.describe_file(tmp_path / name) == kind, name
     assert utils.describe_file(tmp_path / "nothing") == "not a file"
+
+
+def test_time_interleaved_times_each_function_and_interleaves_them():
+    calls = []
+    best = vidlib.utils.time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, repeats=3
+    )
+    assert set(best) == {"a", "b"} and all(0 <= v < 1 for v in best.values())
+    assert calls == ["a", "b"] * 4  # one warm-up round, then a, b, a, b, ...
+    with pytest.raises(ValueError, match="repeats"):
+        vidlib.utils.time_interleaved({"a": lambda: None}, repeats=0)

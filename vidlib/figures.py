@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["block_diagram", "tam_branches", "tam_maps"]
+__all__ = ["block_diagram", "tam_branches", "tam_maps", "tsm_shift", "tin_mixing", "tin_learning"]
 
 
 def block_diagram(boxes: dict, arrows: list, *, size=(10, 4.2), limits=(10.4, 4.6), labels=()):
@@ -105,5 +105,133 @@ def tam_maps(clip, s_fwd, s_rev, w_fwd, w_rev, name: str = "TAM"):
     ax.bar(ks + 0.2, w_rev.mean(0), 0.4, label="reversed clip")
     ax.set(title="mean kernel over channels", xlabel="tap k (0 = past, K-1 = future)", ylim=(0, 1))
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _frame_grid(ax, values, title, zero_label="0"):
+    """Channels x frames grid, each cell labelled with the frame its value came from (0: zero padding)."""
+    c, t = values.shape
+    cmap = plt.get_cmap("tab10")
+    for ci in range(c):
+        for ti in range(t):
+            v = values[ci, ti]
+            colour = "white" if v == 0 else cmap((int(v) - 1) % 10)
+            ax.add_patch(plt.Rectangle((ti, c - 1 - ci), 1, 1, facecolor=colour, edgecolor="black", lw=0.6))
+            ax.text(
+                ti + 0.5,
+                c - 0.5 - ci,
+                zero_label if v == 0 else f"{int(v) - 1}",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+    ax.set_xlim(0, t), ax.set_ylim(0, c), ax.set_aspect("equal")
+    ax.set_xticks(np.arange(t) + 0.5, [str(i) for i in range(t)]), ax.set_yticks([])
+    ax.set(title=title, xlabel="frame t")
+
+
+def tsm_shift(num_segments: int = 6, channels: int = 8, shift_div: int = 4):
+    """TSM's shift (Lin et al., arXiv 1811.08383, Fig. 1) computed by ``vidlib.models.tsm.temporal_shift``.
+
+    Every cell of a frame is labelled with its frame number; after the shift a cell shows the frame its
+    value now comes from: the first fold from the next frame, the second from the previous one, zero
+    (white) where a fold leaves the clip.
+    """
+    import torch
+
+    from .models.tsm import temporal_shift
+
+    t, c = num_segments, channels
+    x = torch.arange(1, t + 1, dtype=torch.float32).view(t, 1, 1, 1).expand(t, c, 1, 1)  # [T, C, 1, 1]
+    out = temporal_shift(x.contiguous(), t, shift_div)  # [T, C, 1, 1]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    _frame_grid(axes[0], x[:, :, 0, 0].T.numpy(), "input: channel x frame")
+    _frame_grid(axes[1], out[:, :, 0, 0].T.numpy(), f"after the shift (shift_div={shift_div})")
+    fold = c // shift_div
+    for y0, text in ((c - fold, "from t+1"), (c - 2 * fold, "from t-1"), (0, "unchanged")):
+        axes[1].text(
+            t + 0.15, y0 + (fold if text != "unchanged" else c - 2 * fold) / 2, text, va="center", fontsize=8
+        )
+    axes[0].set_ylabel("channel")
+    fig.tight_layout()
+    return fig
+
+
+def tin_mixing(offsets=(1.0, 0.5, -1.3), num_segments: int = 8):
+    """How a (fractional) temporal offset mixes frames: the weight of input frame s in output frame t,
+    computed by TIN's ``vidlib.models.tin.linear_sampler`` on one-hot frames.
+
+    An integer offset is a pure shift (TSM's, for offset 1); a fractional one blends the two
+    neighbouring integer shifts with weights 1 - f and f.
+    """
+    import torch
+
+    from .models.tin import linear_sampler
+
+    t = num_segments
+    x = torch.eye(t).view(t, t, 1, 1, 1)  # video s is one-hot at frame s: [N=T, T, C=1, 1, 1]
+    fig, axes = plt.subplots(1, len(offsets), figsize=(3.6 * len(offsets), 3.6))
+    for ax, o in zip(np.atleast_1d(axes), offsets):
+        out = linear_sampler(x, torch.full((t, 1), float(o)))  # [N=T, T, 1, 1, 1]
+        mix = out[:, :, 0, 0, 0].T.numpy()  # [output t, input s]
+        ax.imshow(mix, cmap="Blues", vmin=0, vmax=1)
+        for (ti, si), v in np.ndenumerate(mix):
+            if v > 0.005:
+                ax.text(
+                    si,
+                    ti,
+                    f"{v:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > 0.6 else "black",
+                )
+        ax.set(title=f"offset {o:+.1f}", xlabel="input frame s", ylabel="output frame t")
+    fig.tight_layout()
+    return fig
+
+
+def tin_learning(epochs, offsets: dict, weights: dict, init_offset: float = 0.5):
+    """What TIN's sub-nets predict over training, per interlace module (layer).
+
+    Args:
+        epochs: ``[E]`` the epochs (0 = before training).
+        offsets: ``{layer: array [E, V, 2]}``: (o1, o2) for V validation videos after each epoch.
+        weights: ``{layer: array [E, V, T, 2]}``: the WeightNet's per-frame factors.
+        init_offset: the designed initial offset (fc2.bias = logit(0.625): +0.5), drawn for reference.
+    """
+    epochs = np.asarray(epochs)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    cmap = plt.get_cmap("viridis")
+    n = len(offsets)
+    for i, (layer, o) in enumerate(offsets.items()):
+        o, colour = np.asarray(o), cmap(i / max(n - 1, 1))
+        for g, style in ((0, "-"), (1, "--")):
+            mean, std = o[:, :, g].mean(1), o[:, :, g].std(1)
+            axes[g].plot(epochs, mean, style, color=colour, label=layer)
+            axes[g].fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.15)
+        w = np.asarray(weights[layer])
+        axes[2].plot(epochs, w.mean((1, 2, 3)), "-", color=colour, label=layer)
+        axes[2].fill_between(
+            epochs,
+            w.mean((1, 2, 3)) - w.std((1, 2, 3)),
+            w.mean((1, 2, 3)) + w.std((1, 2, 3)),
+            color=colour,
+            alpha=0.15,
+        )
+    for g, ax in enumerate(axes[:2]):
+        ax.axhline(init_offset, color="grey", lw=0.8, ls=":")
+        ax.set(
+            title=f"offset o{g + 1} (group {g + 1}; group {g + 3} moves by -o{g + 1})",
+            xlabel="epoch",
+            ylabel="frames",
+            ylim=(-2, 2),
+        )
+    axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
+    axes[2].set(
+        title="WeightNet factor (mean ± std over videos, frames, groups)", xlabel="epoch", ylim=(0, 2)
+    )
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -15,10 +15,11 @@ import inspect
 import os
 import random
 import textwrap
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ __all__ = [
     "capture_outputs",
     "Captured",
     "signature_defaults",
+    "time_interleaved",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -219,3 +221,24 @@ def capture_outputs(modules: Mapping[str, torch.nn.Module]):
     finally:
         for h in handles:
             h.remove()
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 3, repeats: int = 10) -> dict:
+    """Best-of-``repeats`` wall time (seconds) of each function in ``fns``, called in turn.
+
+    The functions run interleaved (a, b, c, a, b, c, ...), so a change of machine load affects them all
+    alike, and the minimum over repeats is the least disturbed run. ``warmup`` rounds run first and are
+    not timed (allocator and kernel caches warm up).
+    """
+    if repeats < 1:
+        raise ValueError(f"time_interleaved: repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best

@@ -110,6 +110,12 @@ class TrainConfig:
     save_every_iters: int | None = _opt(
         None, "also checkpoint every N iterations inside an epoch", cli=dict(type=int)
     )
+    keep_epoch_weights: bool = _opt(
+        False,
+        "also keep the model weights before training and after every epoch (<work_dir>/epoch_<e>.pth, "
+        "weights only): how the model changed over training",
+        cli=dict(action="store_true"),
+    )
     deterministic: bool = _opt(
         True,
         "deterministic torch kernels (vidlib.seed_everything)",

@@ -295,7 +295,9 @@ RECIPES["tin_r50_k400"] = dict(
     model="tin_r50",
     model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5),
     pretrained="load_from https://download.openmmlab.com/mmaction/recognition/tsm/tsm_r50_1x1x8_50e_kinetics400_rgb/"
-    "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; --load-from PATH)",
+    "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; in vidlib --model-kw "
+    "tsm_init=PATH, which maps TSM's conv1.conv.net to TIN's conv1.conv.net2: --load-from is strict and "
+    "refuses the TSM file)",
     data=dict(
         dataset="Kinetics-400 videos (Decord)",
         sampling=_seg(8),
@@ -315,8 +317,9 @@ RECIPES["tin_r50_k400"] = dict(
     clip_grad=40,
     schedule=_multistep([20, 40], 50),
     notes="The TSM head runs with is_shift=True (no effect at inference). load_from is a 0.x TSM checkpoint, "
-    "whose TSM keys differ from TIN's; mmaction2 loads it non-strictly (not verified here: which keys "
-    "actually load).",
+    "whose block convs are conv1.conv.net where TIN has conv1.conv.net2; mmaction2 loads it non-strictly, "
+    "so those 16 convs would keep their ImageNet init (inferred from the key names, not run). vidlib's "
+    "tsm_init= maps them and loads the rest strictly.",
 )
 
 _TPN_K400 = dict(

@@ -16,6 +16,8 @@ with validation every ``val_interval`` epochs, and writes
 
 - ``<work_dir>/last.pth`` and ``best.pth`` (atomic; :mod:`vidlib.engine.checkpoint`),
 - ``<work_dir>/metrics.jsonl`` (one JSON line per epoch) and ``<work_dir>/log.txt``,
+- with ``keep_epoch_weights``: ``<work_dir>/epoch_<e>.pth``, the weights before training (e = 0) and after
+  every epoch,
 - ``<results_dir>/<name>.json``: the run summary the chapters read.
 
 Reproducibility: the data order of epoch ``e`` is drawn from ``seed + e`` and each sample's augmentation from
@@ -44,7 +46,7 @@ from ..data import EpochSampler, build_dataset, make_loader, read_label_map, sha
 from ..models import create_model
 from ..utils import get_device, num_params, seed_everything
 from ..weights import load_mmaction2, load_state_dict_strict
-from .checkpoint import CheckpointManager, get_rng_state, load_checkpoint_file, set_rng_state
+from .checkpoint import CheckpointManager, atomic_save, get_rng_state, load_checkpoint_file, set_rng_state
 from .config import TrainConfig, TrainState, check_option_names
 from .distributed import all_gather_lists, all_reduce_sum, cleanup, init_distributed
 from .evaluation import autocast_context, evaluate
@@ -454,6 +456,14 @@ class Trainer:
             is_best=is_best,
         )
 
+    def keep_weights(self) -> Path | None:
+        """With ``cfg.keep_epoch_weights``: the model's weights after ``state.epoch`` epochs, written
+        atomically to ``<work_dir>/epoch_<e>.pth`` (``{"model": state_dict, "epoch": e, ...}``)."""
+        if not (self.cfg.keep_epoch_weights and self.info.is_main):
+            return None
+        path = self.work_dir / f"epoch_{self.state.epoch}.pth"
+        return atomic_save(dict(self._meta(), epoch=self.state.epoch, model=self.model.state_dict()), path)
+
     def restore(self, path: str | os.PathLike) -> None:
         """Load model, optimiser, schedule, scaler, EMA, state and RNG states from a training checkpoint."""
         path = Path(path)
@@ -526,6 +536,8 @@ class Trainer:
         resume_from = self._resume_path()
         if resume_from is not None:
             self.restore(resume_from)
+        if self.state.epoch == 0 and self.state.iter_in_epoch == 0:
+            self.keep_weights()  # epoch_0.pth: the initial weights
         t_start, final_val = time.time(), None
         while self.state.epoch < self.recipe["epochs"]:
             final_val = self._epoch() or final_val
@@ -548,6 +560,7 @@ class Trainer:
         if is_best:
             st.best = dict(epoch=entry["epoch"], top1=report["top1"])
         self.save(is_best)
+        self.keep_weights()
         if self.info.is_main:
             write_text(self.work_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in st.history))
             self.log(

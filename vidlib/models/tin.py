@@ -29,7 +29,14 @@ import re
 import torch
 import torch.nn as nn
 
-from ..weights import load_renamed, torchvision_to_mmaction2
+from ..weights import (
+    CheckpointError,
+    load_renamed,
+    read_checkpoint,
+    source_name,
+    torchvision_to_mmaction2,
+    unwrap_key,
+)
 from ._registry import dataset_protocol, make_cfg, register_model
 from .resnet2d import (
     TINY,
@@ -50,6 +57,7 @@ __all__ = [
     "tin_backbone",
     "tin_original_key",
     "load_tin_original",
+    "init_from_tsm",
     "tin_r50",
     "tin_tiny",
 ]
@@ -310,6 +318,39 @@ def load_tin_original(model: nn.Module, checkpoint) -> nn.Module:
     return load_renamed(model, checkpoint, tin_original_key, "official TIN layout")
 
 
+def init_from_tsm(model: nn.Module, checkpoint) -> list[str]:
+    """Initialise a TIN from a TSM checkpoint (mmaction2 layout), strictly, except the
+    interlace sub-nets, which keep their init (offsets near +-0.5, weights near 1).
+
+    TIN's K400 recipe fine-tunes from TSM-R50. TSM stores each block's first 1x1 conv
+    as ``...conv1.conv.net.weight``, TIN as ``...conv1.conv.net2.weight``: mmengine's
+    non-strict ``load_from`` skips those 16 convs without a word. Here both names lose
+    their wrapper, every TSM key must land on a TIN key of the same shape, and every
+    TIN key must be filled except the sub-nets' (``net1``). Returns the keys that kept
+    their init.
+    """
+    source = f"{source_name(checkpoint)} (TSM -> TIN)"
+    tsm = read_checkpoint(checkpoint, "state_dict", "model")
+    own = model.state_dict()
+    # unwrapped name -> TIN name: "...conv1.conv.weight" -> "...conv1.conv.net2.weight"
+    tin_name = {unwrap_key(k, model.backbone.wrap_prefixes): k for k in own}
+    sd = {tin_name.get(unwrap_key(k, (".net",)), k): v for k, v in tsm.items()}
+    kept = [k for k in own if ".net1." in k]  # OffsetNet, WeightNet
+    missing = [k for k in own if k not in sd and k not in kept]
+    unexpected = [k for k in sd if k not in own or k in kept]
+    mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in sd.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointError(source, missing, unexpected, mismatched)
+    with torch.no_grad():
+        for k, v in sd.items():
+            own[k].copy_(v)
+    return kept
+
+
 @register_model
 def tin_r50(
     *,
@@ -319,6 +360,7 @@ def tin_r50(
     dropout: float | None = None,
     shift_div: int = 4,
     imagenet_init=None,
+    tsm_init=None,
 ) -> Recognizer2D:
     """TIN-R50 with the protocol of ``dataset``: ``"k400"`` (400 classes, dropout 0.5),
     ``"sthv1"`` or ``"sthv2"`` (174 classes, dropout 0.8). All: 1x1x8 segments; test 8
@@ -333,6 +375,9 @@ def tin_r50(
         shift_div: C / C', the fraction of channels that are interlaced (4).
         imagenet_init: a torchvision ResNet-50 file or state dict, copied into the
             backbone by key (:func:`vidlib.weights.init_from_torchvision`).
+        tsm_init: a TSM-R50 checkpoint (mmaction2 layout, file or state dict) for
+            everything but the interlace sub-nets (:func:`init_from_tsm`; the K400
+            recipe fine-tunes from TSM).
     """
     proto = dataset_protocol("tin_r50", dataset, PROTOCOLS)
     key = f"tin_r50_{dataset}"
@@ -344,7 +389,7 @@ def tin_r50(
         published=key,
     )
     backbone = tin_backbone(num_segments=num_frames, shift_div=shift_div)
-    return build_recognizer(
+    model = build_recognizer(
         backbone,
         num_classes=proto["num_classes"] if num_classes is None else num_classes,
         num_frames=num_frames,
@@ -352,6 +397,9 @@ def tin_r50(
         imagenet_init=imagenet_init,
         cfg=cfg,
     )
+    if tsm_init is not None:
+        init_from_tsm(model, tsm_init)
+    return model
 
 
 @register_model

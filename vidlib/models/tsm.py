@@ -33,7 +33,14 @@ from .resnet2d import (
     tiny_cfg,
 )
 
-__all__ = ["temporal_shift", "TemporalShift", "resnet_tsm", "tsm_r50", "tsm_tiny"]
+__all__ = [
+    "temporal_shift",
+    "TemporalShift",
+    "TemporalConv",
+    "resnet_tsm",
+    "tsm_r50",
+    "tsm_tiny",
+]
 
 TSM_URL = (
     "https://download.openmmlab.com/mmaction/v1.0/recognition/tsm/"
@@ -85,6 +92,40 @@ class TemporalShift(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
+
+
+class TemporalConv(nn.Module):
+    """A learned temporal convolution where TSM shifts: the baseline TSM and TIN are
+    compared with (an r-TCN-like block: a full 3x1x1 convolution of all C channels on
+    the residual branch, before the wrapped layer ``net``).
+
+    It costs 3C² multiply-adds per pixel and frame where the shift costs none; the TIN
+    chapter times the three side by side. Initialised to the identity (the centre tap
+    is 1), so an ImageNet ResNet starts unchanged.
+
+    Args:
+        net: the wrapped layer (the block's first 1x1 ``Conv2d``).
+        num_segments: T.
+        kernel_size: the temporal taps (3).
+    """
+
+    def __init__(self, net: nn.Module, num_segments: int = 8, kernel_size: int = 3):
+        super().__init__()
+        c = net.in_channels
+        self.net, self.num_segments = net, num_segments
+        self.conv = nn.Conv3d(
+            c, c, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0), bias=False
+        )
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, :, kernel_size // 2, 0, 0] = torch.eye(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        t = self.num_segments
+        x = x.view(nt // t, t, c, h, w).transpose(1, 2)  # [N, C, T, H, W]
+        x = self.conv(x).transpose(1, 2).reshape(nt, c, h, w)  # [N*T, C, H, W]
+        return self.net(x)
 
 
 def add_temporal_shift(
