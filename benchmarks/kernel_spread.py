@@ -17,6 +17,8 @@ JSON file that the chapter reads (``results/<chapter>_kernels.json``)::
 
     python benchmarks/kernel_spread.py --chapter tam --models tsn_tiny tsm_tiny tanet_tiny \\
         --recipe synthetic_tiny --epochs 8 --settings native avx2 threads
+    python benchmarks/kernel_spread.py --chapter tin --models tsn_tiny tsm_tiny tin_tiny \\
+        --recipe synthetic_tiny --epochs 8 --reuse results/tam_kernels.json
 
 Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
 """
@@ -92,8 +94,18 @@ def main(argv=None) -> None:
     ap.add_argument("--settings", nargs="+", default=["native", "avx2", "threads"], choices=list(SETTINGS))
     ap.add_argument("--work-dir", default="work_dirs/kernel_spread")
     ap.add_argument("--out", help="default: results/<chapter>_kernels.json")
+    ap.add_argument(
+        "--reuse",
+        help="a kernels file of the same grid (recipe, epochs, seeds, data): runs of --models it already "
+        "holds for a setting are copied from it (and recorded as reused), not trained again",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one setting, write JSON here
-    ap.add_argument("--processes", type=int, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes of the settings that do not fix their own (default: train_many's choice, "
+        "which takes fewer when memory is short: then each gets more threads, another summation order)",
+    )
     args = ap.parse_args(argv)
     if args.child:
         Path(args.child).write_text(json.dumps(run_grid(args)))
@@ -109,9 +121,33 @@ def main(argv=None) -> None:
         data=args.data,
         settings=result.get("settings", {}),
     )
+    reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
+    if reuse is not None:
+        same = {k: (reuse.get(k), result[k]) for k in ("recipe", "epochs", "seeds", "data")}
+        if any(a != b for a, b in same.values()):
+            raise SystemExit(f"--reuse {args.reuse}: another grid ({same}); nothing can be reused")
     for name in args.settings:
         env, processes = SETTINGS[name]
         tmp = out.with_suffix(f".{name}.tmp")
+        kept = result["settings"].get(name, {})  # this file's own runs of the setting (an earlier call)
+        old_runs = (reuse or {}).get("settings", {}).get(name, {}).get("runs", {})
+        have = [m for m in args.models if all(f"{m}/{s}" in kept.get("runs", {}) for s in args.seeds)]
+        reused = [m for m in args.models if m not in have and all(f"{m}/{s}" in old_runs for s in args.seeds)]
+        train = [m for m in args.models if m not in have + reused]
+        if not train:
+            setting = dict(
+                kept,
+                runs={
+                    **{f"{m}/{s}": old_runs[f"{m}/{s}"] for m in reused for s in args.seeds},
+                    **kept.get("runs", {}),
+                },
+            )
+            if reused:
+                setting["reused"] = dict(models=reused, file=args.reuse)
+            result["settings"][name] = setting
+            out.write_text(json.dumps(result, indent=1) + "\n")
+            print(f"{name}: every run is already measured ({', '.join(have + reused)})", flush=True)
+            continue
         cmd = [
             sys.executable,
             __file__,
@@ -120,7 +156,7 @@ def main(argv=None) -> None:
             "--chapter",
             args.chapter,
             "--models",
-            *args.models,
+            *train,
             "--seeds",
             *map(str, args.seeds),
             "--recipe",
@@ -131,11 +167,21 @@ def main(argv=None) -> None:
             f"{args.work_dir}/{name}",
         ]
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        processes = processes or args.processes  # one-thread processes unless the setting says otherwise
         cmd += ["--processes", str(processes)] if processes else []
         print(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'native kernels'} ...", flush=True)
         subprocess.run(cmd, env={**os.environ, **env}, check=True)
-        result["settings"][name] = dict(json.loads(tmp.read_text()), env=env)
+        setting = dict(json.loads(tmp.read_text()), env=env)
         tmp.unlink()
+        # the same runs (recipe, epochs, seeds, data, setting) measured for another chapter, or earlier here
+        setting["runs"] = {
+            **{f"{m}/{s}": old_runs[f"{m}/{s}"] for m in reused for s in args.seeds},
+            **{f"{m}/{s}": kept["runs"][f"{m}/{s}"] for m in have for s in args.seeds},
+            **setting["runs"],
+        }
+        if reused:
+            setting["reused"] = dict(models=reused, file=args.reuse)
+        result["settings"][name] = setting
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n")  # after every setting: a partial file is usable
         s = result["settings"][name]

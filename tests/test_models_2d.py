@@ -295,3 +295,14 @@ def test_tanet_keeps_tam_modules_out_of_the_resnet_keys():
     sd = vidlib.create_model("tanet_tiny").state_dict()
     assert "backbone.layer1.0.block.conv1.conv.weight" in sd and "backbone.layer1.0.tam.G.0.weight" in sd
     assert "backbone.layer4.0.block.downsample.conv.weight" in sd
+
+
+def test_interlace_outputs_lists_every_module_in_order():
+    from vidlib.models.tin import interlace_outputs
+
+    model = vidlib.create_model("tin_tiny", num_classes=5).eval()
+    out = interlace_outputs(model, torch.randn(3, 3, 8, 32, 32))
+    assert list(out) == [f"layer{i}.0.conv1.conv.net1" for i in range(1, 5)]
+    for offsets, weights in out.values():
+        assert offsets.shape == (3, 2) and weights.shape == (3, 8, 2)
+        assert offsets.abs().max() < 2 and weights.min() > 0 and weights.max() < 2

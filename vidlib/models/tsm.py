@@ -120,12 +120,15 @@ class TemporalConv(nn.Module):
             self.conv.weight.zero_()
             self.conv.weight[:, :, kernel_size // 2, 0, 0] = torch.eye(c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """The temporal convolution alone, on ``[N*T, C, H, W]``."""
         nt, c, h, w = x.shape
         t = self.num_segments
         x = x.view(nt // t, t, c, h, w).transpose(1, 2)  # [N, C, T, H, W]
-        x = self.conv(x).transpose(1, 2).reshape(nt, c, h, w)  # [N*T, C, H, W]
-        return self.net(x)
+        return self.conv(x).transpose(1, 2).reshape(nt, c, h, w)  # [N*T, C, H, W]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.mix(x))
 
 
 def add_temporal_shift(
