@@ -130,6 +130,23 @@ def test_default_processes_cores_gpu_and_memory(monkeypatch):
     assert parallel.default_processes(9, "cpu", gb_per_process=20.0) == 1  # never fewer than one
 
 
+def test_a_memory_cap_lowers_the_processes_but_not_their_thread_count(tiny_data, tmp_path, monkeypatch):
+    """The numbers of a run depend on its torch thread count: when memory allows fewer worker processes
+    than the cores would, each must keep the thread count of the uncapped layout."""
+    from vidlib.engine import parallel
+
+    assert 0 < parallel._available_gb() < 1e4  # Linux MemAvailable (page cache included), in GiB
+    monkeypatch.setattr(parallel, "_cores", lambda: 2)
+    monkeypatch.setattr(parallel, "_available_gb", lambda: 0.5)  # room for one process only
+    base = TrainConfig(**dict(RUN, data=tiny_data, overrides=SMALL, epochs=1, frame_cache=True))
+    runs = [replace(base, model="tsn_tiny", seed=s, work_dir=tmp_path / f"s{s}") for s in (0, 1, 2)]
+    torch.set_num_threads(2)  # what this process has (the autouse fixture restores it)
+    threads_before = torch.get_num_threads()
+    out = parallel.train_many(runs)
+    assert [r["parallel"] for r in out] == [dict(processes=1, threads=1)] * 3  # 3 runs, 2 cores: 1 thread
+    assert torch.get_num_threads() == threads_before  # restored
+
+
 def test_aux_loss_follows_the_contract():
     """CONTRIBUTING.md: loss = CE(logits, y) + model.aux_loss_weight * CE(aux, y) for models with an aux
     head."""

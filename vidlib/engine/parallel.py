@@ -44,6 +44,16 @@ def _cores() -> int:
 
 
 def _available_gb() -> float | None:
+    """Memory available to new processes: Linux's ``MemAvailable`` (free memory plus the page cache the
+    kernel can drop). Free pages alone shrink as files are read, which made the worker count, and with it
+    the threads per worker, depend on what was read before."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20  # kB -> GiB
+    except OSError:
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     except (ValueError, OSError, AttributeError):  # not on every platform
@@ -119,7 +129,8 @@ def train_many(
         processes: worker processes (default :func:`default_processes`: one per CPU core, at most 8 on a
             GPU, and no more than fit in the free memory when each keeps a frame cache). With 1, the runs go
             one after another in this process.
-        threads: torch threads per worker (default: cores // processes, at least 1).
+        threads: torch threads per worker (default: cores // processes, at least 1, where processes is the
+            count the cores alone would give: a memory cap lowers the processes, not the threads).
 
     Each summary's ``.model`` is the trained model, on the CPU when it was trained in a worker, and
     ``summary["parallel"]`` says how many processes ran the batch, with how many threads each. A run
@@ -138,12 +149,25 @@ def train_many(
     work_dirs = [os.fspath(c.work_dir) for c in runs if c.work_dir is not None]
     if len(set(work_dirs)) != len(work_dirs):
         raise ValueError("train_many: two runs share a work_dir; give each run its own")
-    n = processes or default_processes(
-        len(runs), runs[0].device, gb_per_process=max(_cache_gb(c.frame_cache) for c in runs)
-    )
+    if processes:
+        n = processes
+        per_worker = threads or max(1, _cores() // n)
+    else:
+        # The threads per process follow from the cores alone: when memory allows fewer processes,
+        # each keeps its thread count (a slower batch, the same numbers: a run's floating-point sums
+        # depend on its thread count).
+        by_cores = default_processes(len(runs), runs[0].device)
+        n = default_processes(
+            len(runs), runs[0].device, gb_per_process=max(_cache_gb(c.frame_cache) for c in runs)
+        )
+        per_worker = threads or max(1, _cores() // by_cores)
     if n <= 1:
-        return [_tag(Trainer(cfg).fit(), 1, torch.get_num_threads()) for cfg in runs]
-    per_worker = threads or max(1, _cores() // n)
+        old = torch.get_num_threads()
+        torch.set_num_threads(per_worker)
+        try:
+            return [_tag(Trainer(cfg).fit(), 1, per_worker) for cfg in runs]
+        finally:
+            torch.set_num_threads(old)
     # one tqdm bar per process would interleave
     runs = [dataclasses.replace(cfg, progress=False) for cfg in runs]
     with ProcessPoolExecutor(
