@@ -222,16 +222,11 @@ def tin_learning(epochs, offsets: dict, weights: dict, init_offset: float = 0.5)
         )
     for g, ax in enumerate(axes[:2]):
         ax.axhline(init_offset, color="grey", lw=0.8, ls=":")
-        ax.set(
-            title=f"offset o{g + 1} (group {g + 1}; group {g + 3} moves by -o{g + 1})",
-            xlabel="epoch",
-            ylabel="frames",
-            ylim=(-2, 2),
-        )
+        ax.set_title(f"offset o{g + 1} (groups {g + 1}, {g + 3}: +o{g + 1}, -o{g + 1})", fontsize=10)
+        ax.set(xlabel="epoch", ylabel="frames", ylim=(-2, 2))
     axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
-    axes[2].set(
-        title="WeightNet factor (mean ± std over videos, frames, groups)", xlabel="epoch", ylim=(0, 2)
-    )
+    axes[2].set_title("WeightNet factor (mean ± std)", fontsize=10)
+    axes[2].set(xlabel="epoch", ylim=(0, 2))
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
