@@ -250,8 +250,8 @@ _QKV_BIAS = re.compile(r"blocks\.\d+\.attn\.qkv\.bias")
 def load_stam(
     model: STAM, checkpoint, *, zero_missing_qkv_bias: bool = False
 ) -> list[str]:
-    """Load an official STAM checkpoint strictly (the official ``infer.py`` uses
-    ``strict=False``).
+    """Load an official STAM checkpoint strictly. (Upstream's ``infer.py`` loads it
+    with ``strict=False``; this loader has no such switch.)
 
     Args:
         model: a :class:`STAM` with the checkpoint's T and number of classes.
