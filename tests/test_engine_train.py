@@ -114,6 +114,69 @@ def test_train_many_in_workers_equals_train_here_and_the_frame_cache_changes_not
         train_many([dict(model="tsn_tiny")], processes=2)
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_train_many_workers_die_with_their_parent(tiny_data, tmp_path):
+    """A killed parent (a chapter kernel, a script) must not leave its workers training as orphans."""
+    import time
+
+    script = textwrap.dedent(f"""
+        from dataclasses import replace
+        from vidlib.engine import TrainConfig, train_many
+        base = TrainConfig(data={str(tiny_data)!r}, recipe="synthetic_tiny", epochs=500, batch_size=4,
+                           model="tsn_tiny", model_kwargs=dict(num_frames=4), overrides={SMALL!r},
+                           verbose=False, progress=False, results_dir=None, backend="pyav")
+        if __name__ == "__main__":
+            train_many([replace(base, seed=s, work_dir={str(tmp_path)!r} + f"/w{{s}}") for s in (0, 1)],
+                       processes=2, threads=1)
+    """)
+    path = tmp_path / "run.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path)], cwd=tmp_path)
+    workers = []
+    try:
+        deadline = time.time() + 120
+        while not all((tmp_path / f"w{s}" / "log.txt").exists() for s in (0, 1)):
+            assert proc.poll() is None and time.time() < deadline, "the workers never started"
+            time.sleep(0.5)
+        workers = [c for c in _children(proc.pid) if c != proc.pid]
+        assert len(workers) >= 2, workers  # the two workers (and the resource tracker)
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 30
+        while any(_alive(w) for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if _alive(w)], "orphaned workers still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers + _children(proc.pid):  # orphans (if the test failed) are not children
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_default_processes_cores_gpu_and_memory(monkeypatch):
     from vidlib.engine import parallel
 
@@ -167,6 +230,14 @@ def test_aux_loss_follows_the_contract():
         (F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(extra["aux"], y)).item()
     )
     assert _aux_weight(vidlib.create_model("tsn_tiny", num_classes=3), get_recipe("synthetic_tiny")) is None
+    # the ablation: aux_loss_weight=None trains on CE(logits) alone, and never under a recipe that wants aux
+    off = vidlib.create_model("tpn_tsm_tiny", num_classes=3, num_frames=8, aux_loss_weight=None).train()
+    assert _aux_weight(off, get_recipe("synthetic_tiny_3d")) is None
+    torch.manual_seed(0)
+    loss, logits = _loss(off, x, y, None)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item())
+    with pytest.raises(ValueError, match="auxiliary loss.*switched off"):
+        _aux_weight(off, get_recipe("tpn_tsm_r50_sthv1"))
 
 
 def test_ema_weights_are_evaluated_and_checkpointed(tiny_data, tmp_path):

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -93,7 +95,25 @@ def default_processes(
     return max(1, n)
 
 
-def _worker_init(threads: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: ask for SIGTERM when the process that started this worker dies, so that a killed chapter
+    kernel or script does not leave its runs training (and holding the cores) as orphans."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl: orphans finish their runs
+        return
+    if os.getppid() != parent:  # the parent died before the request: nobody would send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_init(threads: int, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     torch.set_num_threads(threads)
 
 
@@ -171,7 +191,7 @@ def train_many(
     # one tqdm bar per process would interleave
     runs = [dataclasses.replace(cfg, progress=False) for cfg in runs]
     with ProcessPoolExecutor(
-        n, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(per_worker,)
+        n, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(per_worker, os.getpid())
     ) as pool:
         futures = [pool.submit(_train_in_worker, cfg) for cfg in runs]
         results = [f.result() for f in futures]

@@ -174,6 +174,11 @@ def _loss(model: nn.Module, clips, y, aux_weight: float | None):
 def _aux_weight(model: nn.Module, recipe: dict) -> float | None:
     w = getattr(model, "aux_loss_weight", None)
     want = (recipe.get("aux_loss") or {}).get("weight")
+    if want is not None and w is None and hasattr(model, "aux_loss_weight"):
+        raise ValueError(
+            f"the recipe trains with an auxiliary loss (weight {want}) but the model's is switched off "
+            "(aux_loss_weight=None); use a recipe without aux_loss for the ablation"
+        )
     if want is not None and w is not None and not math.isclose(want, w):
         raise ValueError(f"recipe aux_loss weight {want} differs from the model's aux_loss_weight {w}")
     return w

@@ -245,12 +245,14 @@ class TPN(nn.Module):
         num_segments: T of a 2D backbone (clips of another length are rejected);
             ``None`` for 3D.
 
+        aux_loss_weight: the weight of the auxiliary loss (0.5 in the configs); the
+            engine trains with ``CE(logits) + aux_loss_weight * CE(aux)``. ``None``: no
+            auxiliary loss (the ablation; the head stays, untrained, so the keys match).
+
     ``model(x)`` returns logits and never runs the auxiliary head.
-    ``model(x, return_aux=True)`` returns ``(logits, {"aux": aux_logits})``; the
-    training loss is ``CE(logits) + aux_loss_weight * CE(aux)``.
+    ``model(x, return_aux=True)`` returns ``(logits, {"aux": aux_logits})``.
     """
 
-    aux_loss_weight = 0.5
     mmaction2_key_map = staticmethod(mmaction2_key_map)
 
     def __init__(
@@ -261,10 +263,12 @@ class TPN(nn.Module):
         *,
         num_segments: int | None = None,
         name: str = "TPN",
+        aux_loss_weight: float | None = 0.5,
     ):
         super().__init__()
         self.backbone, self.neck, self.cls_head = backbone, neck, cls_head
         self.num_segments, self.name = num_segments, name
+        self.aux_loss_weight = aux_loss_weight
 
     def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The backbone levels as ``[B, C, T, h, w]`` tensors."""
@@ -297,7 +301,16 @@ _TSM = "tpn-tsm_imagenet-pretrained-r50_8xb8-1x1x8-150e_sthv1-rgb"
 
 
 def _tpn(
-    backbone, name, num_classes, dropout, cfg, *, channels, num_segments=None, **neck_kw
+    backbone,
+    name,
+    num_classes,
+    dropout,
+    cfg,
+    *,
+    channels,
+    num_segments=None,
+    aux_loss_weight=0.5,
+    **neck_kw,
 ) -> TPN:
     c4, c5 = channels
     neck = TPNNeck(
@@ -313,6 +326,7 @@ def _tpn(
         ClsHead(c5, num_classes, dropout),
         num_segments=num_segments,
         name=name,
+        aux_loss_weight=aux_loss_weight,
     )
     return with_cfg(model, cfg)
 
