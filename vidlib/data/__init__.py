@@ -35,7 +35,14 @@ from .dataset import (
     loader_throughput,
 )
 from .loader import EpochSampler, SeededSamples, make_loader
-from .samplers import SAMPLERS, DenseSampleFrames, SampleFrames, STAMSampleFrames, build_sampler
+from .samplers import (
+    SAMPLERS,
+    DenseSampleFrames,
+    PlaybackSpeed,
+    SampleFrames,
+    STAMSampleFrames,
+    build_sampler,
+)
 from .transforms import (
     CenterCrop,
     ColorJitter,
@@ -69,6 +76,7 @@ __all__ = [
     "DenseSampleFrames",
     "STAMSampleFrames",
     "build_sampler",
+    "PlaybackSpeed",
     "SAMPLERS",
     "Compose",
     "ResizeShort",

@@ -23,7 +23,14 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["SampleFrames", "DenseSampleFrames", "STAMSampleFrames", "build_sampler", "SAMPLERS"]
+__all__ = [
+    "SampleFrames",
+    "DenseSampleFrames",
+    "STAMSampleFrames",
+    "PlaybackSpeed",
+    "build_sampler",
+    "SAMPLERS",
+]
 
 
 def _check_total(total_frames: int) -> int:
@@ -308,11 +315,61 @@ class STAMSampleFrames:
 SAMPLERS = {c.__name__: c for c in (SampleFrames, DenseSampleFrames, STAMSampleFrames)}
 
 
+class PlaybackSpeed:
+    """Another sampler's views, played ``speed`` times as fast (the TPN chapter's tempo experiment).
+
+    Within each view, every frame's distance from the view's centre (the midpoint of its first and last
+    frame) is multiplied by ``speed``: the sampling interval (a dense clip's ``frame_interval``, the
+    spacing of TSN segments) scales by ``speed`` around the same centre. ``speed < 1`` is slow motion
+    (the middle of the view, stretched); ``speed > 1`` shows the event in less of the view, and the
+    positions that fall outside the video hold its first or last frame (clamped, not looped: the video
+    stands still before and after, as a sped-up recording padded to the same duration would). Positions
+    are rounded to the nearest frame. ``speed=1`` returns the wrapped sampler's indices unchanged.
+
+    Built by :func:`build_sampler` from a spec with ``playback_speed``, e.g.
+    ``{"name": "SampleFrames", "clip_len": 1, "num_clips": 8, "playback_speed": 2.0}``.
+    """
+
+    def __init__(self, sampler, speed: float):
+        if not speed > 0:
+            raise ValueError(f"playback speed must be > 0, got {speed!r}")
+        self.sampler, self.speed = sampler, float(speed)
+
+    @property
+    def num_frames(self) -> int:
+        return self.sampler.num_frames
+
+    def num_views(self, test_mode: bool) -> int:
+        return self.sampler.num_views(test_mode)
+
+    def __call__(
+        self,
+        total_frames: int,
+        test_mode: bool = False,
+        rng: np.random.Generator | None = None,
+        fps: float | None = None,
+    ) -> np.ndarray:
+        inds = self.sampler(total_frames, test_mode=test_mode, rng=rng, fps=fps)
+        if self.speed == 1.0:
+            return inds
+        views = inds.reshape(-1, self.num_frames).astype(np.float64)  # [V, T]
+        centre = (views[:, :1] + views[:, -1:]) / 2  # [V, 1]
+        moved = np.floor(centre + self.speed * (views - centre) + 0.5)  # round half up
+        return np.clip(moved, 0, _check_total(total_frames) - 1).astype(np.int64).reshape(-1)
+
+    def __repr__(self) -> str:
+        return f"PlaybackSpeed({self.sampler!r}, speed={self.speed:g})"
+
+
 def build_sampler(cfg: dict):
     """Build a sampler from a model cfg entry, e.g.
-    ``{"name": "SampleFrames", "clip_len": 1, "num_clips": 8}``."""
+    ``{"name": "SampleFrames", "clip_len": 1, "num_clips": 8}``; a ``playback_speed`` entry wraps it in
+    :class:`PlaybackSpeed`."""
     if not isinstance(cfg, dict) or "name" not in cfg:
         raise ValueError(f"a sampler cfg is a dict with a 'name' key, got {cfg!r}")
+    if "playback_speed" in cfg:
+        speed = cfg["playback_speed"]
+        return PlaybackSpeed(build_sampler({k: v for k, v in cfg.items() if k != "playback_speed"}), speed)
     kw = {k: v for k, v in cfg.items() if k != "name"}
     if cfg["name"] not in SAMPLERS:
         raise KeyError(f"unknown sampler {cfg['name']!r}; available: {', '.join(SAMPLERS)}")

@@ -25,6 +25,7 @@ from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, sc
 from .parallel import train_many
 from .plots import plot_confusion, plot_confusions, plot_curves, plot_seed_curves
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
+from .tempo import evaluate_speeds, speed_sampling
 from .training import NonFiniteLossError, RunSummary, Trainer, plan_epochs, train
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "train_many",
     "plan_epochs",
     "evaluate",
+    "evaluate_speeds",
+    "speed_sampling",
     "RunSummary",
     "NonFiniteLossError",
     "RECIPES",

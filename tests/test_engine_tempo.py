@@ -1,0 +1,71 @@
+"""Playback speed through the sampler (vidlib.data.PlaybackSpeed, vidlib.engine.tempo): the index
+arithmetic, the spec, and an evaluation at several speeds that changes only the frames sampled."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL
+
+import vidlib
+from vidlib.data import PlaybackSpeed, SampleFrames, build_dataset, build_sampler
+from vidlib.engine import evaluate, evaluate_speeds, get_recipe, speed_sampling
+from vidlib.engine.recipes import apply_overrides
+
+SEGMENTS = dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8)
+DENSE = dict(name="SampleFrames", clip_len=4, frame_interval=2, num_clips=1)
+
+
+def test_speed_one_is_the_wrapped_sampler_index_for_index():
+    for spec in (SEGMENTS, DENSE, dict(DENSE, num_clips=3)):
+        plain, fast = build_sampler(spec), build_sampler(dict(spec, playback_speed=1.0))
+        for n in (5, 24, 97):
+            assert np.array_equal(plain(n, test_mode=True), fast(n, test_mode=True))
+            a, b = np.random.default_rng(1), np.random.default_rng(1)
+            assert np.array_equal(plain(n, rng=a), fast(n, rng=b))
+
+
+def test_segments_scale_around_the_centre_and_hold_the_ends():
+    base = SampleFrames(1, 1, 8)(80, test_mode=True)  # centres 5, 15, ..., 75
+    assert base.tolist() == [5, 15, 25, 35, 45, 55, 65, 75]
+    slow = PlaybackSpeed(SampleFrames(1, 1, 8), 0.5)(80, test_mode=True)
+    assert slow.tolist() == [23, 28, 33, 38, 43, 48, 53, 58]  # the middle half, half the interval
+    fast = PlaybackSpeed(SampleFrames(1, 1, 8), 2.0)(80, test_mode=True)
+    assert fast.tolist() == [0, 0, 10, 30, 50, 70, 79, 79]  # twice the interval; clamped at the ends
+    assert np.diff(slow).tolist() == [5] * 7 and np.diff(fast[2:6]).tolist() == [20] * 3
+
+
+def test_a_dense_clip_gets_its_interval_scaled_per_view():
+    sampler = build_sampler(dict(DENSE, num_clips=2, playback_speed=2.0))
+    assert isinstance(sampler, PlaybackSpeed) and sampler.num_frames == 4 and sampler.num_views(True) == 2
+    views = sampler(40, test_mode=True).reshape(2, 4)  # base views [0, 2, 4, 6] and [33, 35, 37, 39]
+    assert views.tolist() == [[0, 1, 5, 9], [30, 34, 38, 39]]
+
+
+def test_speed_sampling_composes_and_rejects_bad_speeds():
+    assert speed_sampling(SEGMENTS, 1) == SEGMENTS
+    assert speed_sampling(SEGMENTS, 2) == dict(SEGMENTS, playback_speed=2)
+    assert speed_sampling(dict(SEGMENTS, playback_speed=2), 0.5) == SEGMENTS
+    assert "playback_speed" not in SEGMENTS  # not modified in place
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="> 0"):
+            speed_sampling(SEGMENTS, bad)
+        with pytest.raises(ValueError, match="> 0"):
+            build_sampler(dict(SEGMENTS, playback_speed=bad))
+
+
+def test_evaluate_speeds_changes_only_the_sampled_frames(tiny_data):
+    torch.manual_seed(0)
+    model = vidlib.create_model("tsn_tiny", num_classes=3, num_frames=4).eval()
+    recipe = get_recipe("synthetic_tiny")
+    apply_overrides(recipe, SMALL)
+    reports = evaluate_speeds(model, tiny_data, recipe, [0.5, 1, 2], batch_size=4)
+    assert list(reports) == [0.5, 1, 2]
+    # speed 1 is the plain validation of the recipe's data
+    over = {k.split(".", 1)[1]: v for k, v in SMALL.items()}
+    val = build_dataset(tiny_data, "val", model.default_cfg, "val", **over)
+    plain = evaluate(model, val, batch_size=4)
+    assert np.allclose(reports[1]["scores"], plain["scores"])
+    # other speeds see other frames of the same videos: other scores, the same labels
+    assert reports[2]["labels"] == reports[1]["labels"] == plain["labels"]
+    assert not np.allclose(reports[2]["scores"], reports[1]["scores"])
+    assert not np.allclose(reports[0.5]["scores"], reports[1]["scores"])

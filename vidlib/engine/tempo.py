@@ -1,0 +1,67 @@
+"""Playback speed through the sampler: the same validation videos, shown faster or slower.
+
+A sampler spec with ``playback_speed`` (:class:`vidlib.data.PlaybackSpeed`) multiplies the sampling
+interval of every view by the speed around the view's centre: TSN segments closer together (slow motion,
+``speed < 1``) or further apart (``speed > 1``, the video holding its first and last frame where the
+positions leave it), a dense clip's ``frame_interval`` likewise. The TPN chapter uses it to ask how a
+model trained at one tempo copes with others, without new videos (:func:`evaluate_speeds`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+from .evaluation import evaluate
+from .training import recipe_data
+
+__all__ = ["speed_sampling", "evaluate_speeds"]
+
+
+def speed_sampling(sampling: dict, speed: float) -> dict:
+    """The sampler spec ``sampling`` played ``speed`` times as fast (speeds compose: a spec that already
+    has a ``playback_speed`` gets the product)."""
+    if not isinstance(sampling, dict) or "name" not in sampling:
+        raise ValueError(f"a sampler spec is a dict with a 'name' key, got {sampling!r}")
+    if not speed > 0:
+        raise ValueError(f"playback speed must be > 0, got {speed!r}")
+    total = sampling.get("playback_speed", 1.0) * speed
+    out = {k: v for k, v in sampling.items() if k != "playback_speed"}
+    return out if total == 1.0 else dict(out, playback_speed=total)
+
+
+def evaluate_speeds(
+    model: nn.Module,
+    root: str | os.PathLike,
+    recipe: dict,
+    speeds: Sequence[float],
+    *,
+    frame_cache=None,
+    batch_size: int = 16,
+    device=None,
+) -> dict[float, dict]:
+    """Evaluate ``model`` on ``root``'s validation split once per playback speed.
+
+    The data are prepared as ``recipe`` prepares them for validation (its data overrides on the model's
+    cfg: one view, centre crop); only the sampler changes (:func:`speed_sampling`). Returns
+    ``{speed: report}`` with :func:`~vidlib.engine.evaluate`'s reports (``scores``, ``labels``,
+    ``top1`` ...).
+    """
+    over, files = recipe_data(recipe)
+    base = over.get("sampling") or model.default_cfg["sampling"]
+    out = {}
+    for speed in speeds:
+        kw = dict(over, **files, sampling=speed_sampling(base, speed), frame_cache=frame_cache)
+        out[speed] = evaluate(
+            model,
+            root,
+            split="val",
+            mode="val",
+            batch_size=batch_size,
+            device=device,
+            dataset_kw=kw,
+            progress=False,
+        )
+    return out
