@@ -168,3 +168,10 @@ def test_chapter_figures_return_figures():
     offsets = {"layer1": np.zeros((3, 5, 2))}
     fig = figures.tin_learning(e, offsets, {"layer1": np.ones((3, 5, 4, 2))})
     assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2  # the layer + the initial offset
+    shapes = {k: (1, 8, 1, 2, 2) for k in figures.TPN_NECK_KEYS}
+    fig = figures.tpn_neck(dict(shapes, logits=(1, 5), aux=(1, 5)))
+    assert any("8×1×2×2" in t.get_text() for t in fig.axes[0].texts)
+    with pytest.raises(KeyError, match="aux"):
+        figures.tpn_neck({k: v for k, v in shapes.items() if k != "aux"})
+    fig = figures.speed_curves([0.5, 1, 2], {"a": np.ones((3, 3)), "b": np.zeros((1, 3))})
+    assert len(fig.axes[0].lines) == 3  # two models + the marker at x1

@@ -253,6 +253,28 @@ def test_capture_outputs_records_calls_and_removes_its_hooks():
     assert not net[0]._forward_hooks
 
 
+def test_capture_outputs_keeps_tuples_and_lists_of_tensors():
+    import torch.nn as nn
+
+    class Levels(nn.Module):  # a backbone returning (res4, res5); a neck taking a list
+        def forward(self, x):
+            return x * 2, x + 1
+
+    class Sum(nn.Module):
+        def forward(self, xs):
+            return xs[0] + xs[1]
+
+    levels, total = Levels(), Sum()
+    x = torch.randn(2, 3, requires_grad=True)
+    with utils.capture_outputs({"levels": levels, "sum": total}) as seen:
+        total(list(levels(x)))
+    out = seen["levels"][0].output
+    assert isinstance(out, tuple) and [tuple(t.shape) for t in out] == [(2, 3), (2, 3)]
+    assert not out[0].requires_grad
+    inp = seen["sum"][0].input
+    assert isinstance(inp, list) and len(inp) == 2 and not inp[1].requires_grad
+
+
 def test_describe_file(tmp_path):
     cases = {
         "empty": (b"", "an empty file"),

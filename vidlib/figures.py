@@ -9,7 +9,16 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["block_diagram", "tam_branches", "tam_maps", "tsm_shift", "tin_mixing", "tin_learning"]
+__all__ = [
+    "block_diagram",
+    "tam_branches",
+    "tam_maps",
+    "tsm_shift",
+    "tin_mixing",
+    "tin_learning",
+    "tpn_neck",
+    "speed_curves",
+]
 
 
 def block_diagram(boxes: dict, arrows: list, *, size=(10, 4.2), limits=(10.4, 4.6), labels=()):
@@ -228,5 +237,104 @@ def tin_learning(epochs, offsets: dict, weights: dict, init_offset: float = 0.5)
     axes[2].set_title("WeightNet factor (mean ± std)", fontsize=10)
     axes[2].set(xlabel="epoch", ylim=(0, 2))
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _dims(shape) -> str:
+    """``[N, C, T, H, W]`` (or ``[N, K]``) without the batch, as ``C×T×H×W``."""
+    return "×".join(str(d) for d in tuple(shape)[1:])
+
+
+TPN_NECK_KEYS = ("res4", "res5", "sm4", "tm4", "tm5", "lf1", "lf2", "pf", "logits", "aux")
+
+
+def tpn_neck(shapes: dict):
+    """The TPN neck (Yang et al., arXiv 2004.03548, Fig. 2) as mmaction2 and vidlib build it, labelled
+    with measured tensor shapes.
+
+    Args:
+        shapes: ``{key: shape}`` with batch-first shapes for the keys of :data:`TPN_NECK_KEYS`: the
+            backbone levels (``res4``, ``res5``), the spatially modulated res4 (``sm4``), the temporally
+            modulated levels (``tm4``, ``tm5``; also the shapes of the top-down and bottom-up sums), the
+            two level fusions (``lf1``, ``lf2``), the pyramid fusion (``pf``) and the logits of the head
+            and of the auxiliary head.
+    """
+    missing = [k for k in TPN_NECK_KEYS if k not in shapes]
+    if missing:
+        raise KeyError(f"tpn_neck: shapes lacks {missing}")
+    d = {k: _dims(v) for k, v in shapes.items()}
+    grey, blue, orange, green, red = "#eeeeee", "#cfe2f3", "#fce5cd", "#d9ead3", "#f4cccc"
+    boxes = {
+        "res5": (0.1, 3.6, 1.5, 0.8, f"res5\n{d['res5']}", grey),
+        "res4": (0.1, 1.6, 1.5, 0.8, f"res4\n{d['res4']}", grey),
+        "sm5": (2.0, 3.6, 1.6, 0.8, "identity", blue),
+        "sm4": (2.0, 1.6, 1.6, 0.8, f"1×3×3 s2 conv\n→ {d['sm4']}", blue),
+        "tm5": (4.0, 3.6, 1.7, 0.8, f"3×1×1 conv g32,\nmax pool T/8\n→ {d['tm5']}", orange),
+        "tm4": (4.0, 1.6, 1.7, 0.8, f"3×1×1 conv g32,\nmax pool T/8\n→ {d['tm4']}", orange),
+        "td": (6.2, 1.6, 1.4, 0.8, "top-down\nM4 + M5", green),
+        "bu": (6.2, 3.6, 1.4, 0.8, "bottom-up\nM5 + conv(M4)", green),
+        "lf1": (8.0, 1.6, 1.5, 0.8, f"level fusion 1\n→ {d['lf1']}", green),
+        "lf2": (8.0, 3.6, 1.5, 0.8, f"level fusion 2\n→ {d['lf2']}", green),
+        "pf": (9.9, 2.5, 1.6, 1.0, f"concat,\npyramid fusion\n→ {d['pf']}", green),
+        "head": (9.9, 0.9, 1.5, 0.7, f"pool, fc\n→ logits {d['logits']}", grey),
+        "aux": (
+            2.0,
+            0.1,
+            3.7,
+            0.8,
+            f"auxiliary head (training only, loss × 0.5):\n1×3×3 s2 conv, pool, fc → {d['aux']}",
+            red,
+        ),
+    }
+    arrows = [
+        ((1.6, 4.0), (2.0, 4.0)),
+        ((1.6, 2.0), (2.0, 2.0)),
+        ((3.6, 4.0), (4.0, 4.0)),
+        ((3.6, 2.0), (4.0, 2.0)),
+        ((5.7, 4.0), (6.2, 4.0)),  # M5 into the bottom-up sum
+        ((5.7, 2.0), (6.2, 2.0)),  # M4 into the top-down sum
+        ((5.7, 3.8), (6.2, 2.3)),  # M5 flows down
+        ((6.9, 2.4), (6.9, 3.6)),  # cascade: the top-down M4 flows up
+        ((7.6, 2.0), (8.0, 2.0)),
+        ((7.6, 4.0), (8.0, 4.0)),
+        ((9.5, 2.0), (9.9, 2.7)),
+        ((9.5, 4.0), (9.9, 3.3)),
+        ((10.7, 2.5), (10.7, 1.6)),
+        ((0.85, 1.6), (2.0, 0.45), dict(ls="--", color="#990000")),
+    ]
+    labels = [
+        (2.8, 4.75, "spatial modulation", "#0b5394"),
+        (4.85, 4.75, "temporal modulation", "#b45f06"),
+        (7.75, 4.75, "information flow, level fusion", "#38761d"),
+    ]
+    return block_diagram(boxes, arrows, labels=labels, size=(12, 5.0), limits=(11.6, 5.0))
+
+
+def speed_curves(speeds, curves: dict, *, ylabel: str = "top-1 (%)", title: str | None = None, ax=None):
+    """Accuracy against playback speed, one line per model with a band of ± one std over seeds.
+
+    Args:
+        speeds: ``[K]`` playback factors (1 = as trained; 2 = twice as fast).
+        curves: ``{label: array [S, K]}``: the metric per seed and speed.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    else:
+        fig = ax.figure
+    speeds = np.asarray(speeds, dtype=float)
+    for label, values in curves.items():
+        v = np.asarray(values, dtype=float).reshape(-1, len(speeds))
+        mean, std = v.mean(0), v.std(0)
+        ax.plot(speeds, mean, "o-", label=label)
+        ax.fill_between(speeds, mean - std, mean + std, alpha=0.15)
+    ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(speeds, [f"×{s:g}" for s in speeds])
+    ax.minorticks_off()
+    ax.set(xlabel="playback speed (sampling interval ÷ the trained one)", ylabel=ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -190,10 +190,19 @@ def describe_file(path: str | os.PathLike) -> str:
 
 
 class Captured(NamedTuple):
-    """One call of a module seen by :func:`capture_outputs`: its first input and its output (detached)."""
+    """One call of a module seen by :func:`capture_outputs`: its first input and its output (detached;
+    a tuple or list of tensors, such as a backbone's levels, stays a tuple or list)."""
 
-    input: torch.Tensor
-    output: torch.Tensor
+    input: Any
+    output: Any
+
+
+def _detach(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, (tuple, list)):
+        return type(x)(_detach(v) for v in x)
+    return x
 
 
 @contextmanager
@@ -211,7 +220,7 @@ def capture_outputs(modules: Mapping[str, torch.nn.Module]):
 
     def hook(name):
         def fn(module, inputs, output):
-            records[name].append(Captured(inputs[0].detach(), output.detach()))
+            records[name].append(Captured(_detach(inputs[0]), _detach(output)))
 
         return fn
 
