@@ -12,13 +12,17 @@ of this machine, each in a fresh process:
 - ``threads``: the native kernels with one process of all cores instead of one process per core
   (other summation orders inside convolutions).
 
-and writes, per setting, every run's validation metrics (``vidlib.engine.metrics.pair_accuracy``) to a
-JSON file that the chapter reads (``results/<chapter>_kernels.json``)::
+and writes, per setting, every run's validation metrics (``vidlib.engine.metrics.pair_accuracy`` on the
+reversal pairs, and under ``groups`` on the data's tempo and multi-phase groups) to a JSON file that the
+chapter reads (``results/<chapter>_kernels.json``). A model may carry keyword arguments after a colon,
+``tpn_slowonly_tiny:aux_loss_weight=None``; the whole spec is the run's label::
 
     python benchmarks/kernel_spread.py --chapter tam --models tsn_tiny tsm_tiny tanet_tiny \\
         --recipe synthetic_tiny --epochs 8 --settings native avx2 threads
     python benchmarks/kernel_spread.py --chapter tin --models tsn_tiny tsm_tiny tin_tiny \\
         --recipe synthetic_tiny --epochs 8 --reuse results/tam_kernels.json
+    python benchmarks/kernel_spread.py --chapter tpn --recipe synthetic_tiny_3d --models slowonly_tiny \\
+        tpn_slowonly_tiny tpn_slowonly_tiny:aux_loss_weight=None --speeds 0.5 0.75 1 1.5 2
 
 Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
 """
@@ -41,6 +45,23 @@ SETTINGS = {
 }
 
 
+def parse_model(spec: str) -> tuple[str, str, dict]:
+    """``"tpn_slowonly_tiny:aux_loss_weight=None"`` -> (the spec as label, model name, model kwargs)."""
+    import ast
+
+    name, _, rest = spec.partition(":")
+    kw = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        kw[key] = ast.literal_eval(value)
+    return spec, name, kw
+
+
+def safe(label: str) -> str:
+    """A label as a folder name."""
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in label)
+
+
 def run_grid(args) -> dict:
     """The grid in this process (called in a child with the setting's environment)."""
     from dataclasses import replace
@@ -48,11 +69,14 @@ def run_grid(args) -> dict:
     import numpy as np
     import torch
 
-    from vidlib.engine import TrainConfig, train_many
+    from vidlib.data import shared_frame_cache
+    from vidlib.engine import TrainConfig, evaluate_speeds, get_recipe, tempo_metrics, train_many
     from vidlib.engine.metrics import pair_accuracy
     from vidlib.report import environment
 
-    pairs = json.loads((Path(args.data) / "meta.json").read_text())["reversal_pairs"]
+    meta = json.loads((Path(args.data) / "meta.json").read_text())
+    pairs = meta["reversal_pairs"]
+    groups = {k: meta[k] for k in ("tempo_groups", "multiphase_groups") if k in meta}
     base = TrainConfig(
         data=args.data,
         recipe=args.recipe,
@@ -63,17 +87,29 @@ def run_grid(args) -> dict:
         progress=False,
         device="cpu",
     )
+    specs = [parse_model(m) for m in args.models]
     runs = [
-        replace(base, model=m, seed=s, work_dir=f"{args.work_dir}/{m}_s{s}")
-        for m in args.models
+        replace(base, model=name, model_kwargs=kw, seed=s, work_dir=f"{args.work_dir}/{safe(label)}_s{s}")
+        for label, name, kw in specs
         for s in args.seeds
     ]
+    labels = [label for label, _, _ in specs for _ in args.seeds]
     t0 = time.time()
     summaries = train_many(runs, processes=args.processes)
     out = {}
-    for r in summaries:
-        m = pair_accuracy(np.asarray(r["val"]["scores"]), np.asarray(r["val"]["labels"]), pairs)
-        out[f"{r['model']}/{r['seed']}"] = dict(m, model=r["model"], seed=r["seed"])
+    cache = shared_frame_cache()
+    for label, r in zip(labels, summaries):
+        scores, y = np.asarray(r["val"]["scores"]), np.asarray(r["val"]["labels"])
+        m = pair_accuracy(scores, y, pairs)
+        m["groups"] = {k: pair_accuracy(scores, y, g) for k, g in groups.items()}
+        if args.speeds:  # the validation set at other playback speeds (vidlib.engine.tempo)
+            recipe = get_recipe(args.recipe)
+            reports = evaluate_speeds(r.model, args.data, recipe, args.speeds, frame_cache=cache)
+            m["speeds"] = {
+                str(v): tempo_metrics(rep["scores"], rep["labels"], groups["tempo_groups"])
+                for v, rep in reports.items()
+            }
+        out[f"{label}/{r['seed']}"] = dict(m, model=label, seed=r["seed"])
     return dict(
         runs=out,
         minutes=(time.time() - t0) / 60,
@@ -99,6 +135,12 @@ def main(argv=None) -> None:
         help="a kernels file of the same grid (recipe, epochs, seeds, data): runs of --models it already "
         "holds for a setting are copied from it (and recorded as reused), not trained again",
     )
+    ap.add_argument(
+        "--speeds",
+        nargs="+",
+        type=float,
+        help="also evaluate every run at these playback speeds (vidlib.engine.evaluate_speeds)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one setting, write JSON here
     ap.add_argument(
         "--processes",
@@ -119,6 +161,7 @@ def main(argv=None) -> None:
         recipe=args.recipe,
         epochs=args.epochs,
         data=args.data,
+        speeds=args.speeds,
         settings=result.get("settings", {}),
     )
     reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
@@ -167,6 +210,7 @@ def main(argv=None) -> None:
             f"{args.work_dir}/{name}",
         ]
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        cmd += ["--speeds", *map(str, args.speeds)] if args.speeds else []
         processes = processes or args.processes  # one-thread processes unless the setting says otherwise
         cmd += ["--processes", str(processes)] if processes else []
         print(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'native kernels'} ...", flush=True)

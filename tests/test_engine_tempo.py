@@ -8,7 +8,7 @@ from conftest import SMALL
 
 import vidlib
 from vidlib.data import PlaybackSpeed, SampleFrames, build_dataset, build_sampler
-from vidlib.engine import evaluate, evaluate_speeds, get_recipe, speed_sampling
+from vidlib.engine import evaluate, evaluate_speeds, get_recipe, speed_sampling, tempo_metrics
 from vidlib.engine.recipes import apply_overrides
 
 SEGMENTS = dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8)
@@ -69,3 +69,10 @@ def test_evaluate_speeds_changes_only_the_sampled_frames(tiny_data):
     assert reports[2]["labels"] == reports[1]["labels"] == plain["labels"]
     assert not np.allclose(reports[2]["scores"], reports[1]["scores"])
     assert not np.allclose(reports[0.5]["scores"], reports[1]["scores"])
+
+
+def test_tempo_metrics_split_the_classes():
+    # classes 0..3; (2, 3) is the tempo pair. Videos: 0 right, 1 wrong, 2 right (2 > 3), 3 wrong (2 > 3)
+    scores = np.array([[0.9, 0.1, 0, 0], [0.8, 0.2, 0, 0], [0, 0, 0.7, 0.3], [0, 0, 0.6, 0.4]])
+    m = tempo_metrics(scores, [0, 1, 2, 3], [[2, 3]])
+    assert m == dict(top1_other=0.5, tempo_acc=0.5)

@@ -203,6 +203,43 @@ def test_seed_table_means_and_extremes():
     assert rows[0]["acc"] == "60.0 ± 14.1" and (rows[0]["acc_min"], rows[0]["acc_max"]) == (50.0, 70.0)
 
 
+def test_kernel_spread_ranges_and_dotted_metrics():
+    def run(model, seed, acc, tempo):
+        return dict(model=model, seed=seed, pair_acc=acc, groups={"tempo_groups": {"pair_acc": tempo}})
+
+    env = {"environment": {"cpu_capability": "X"}}
+    kernels = dict(
+        models=["a", "b"],
+        settings={
+            "native": dict(
+                env,
+                runs={
+                    "a/0": run("a", 0, 0.5, 0.9),
+                    "a/1": run("a", 1, 0.7, 0.8),
+                    "b/0": run("b", 0, 0.9, 0.6),
+                    "b/1": run("b", 1, 0.9, 0.6),
+                },
+            ),
+            "avx2": dict(
+                env,
+                runs={
+                    "a/0": run("a", 0, 0.6, 0.9),
+                    "a/1": run("a", 1, 0.4, 0.7),
+                    "b/0": run("b", 0, 0.9, 0.6),
+                    "b/1": run("b", 1, 0.8, 0.5),
+                },
+            ),
+        },
+    )
+    s = report.kernel_spread(kernels)
+    a = s["rows"][0]
+    assert a["native"] == pytest.approx(60) and a["avx2"] == pytest.approx(50)
+    assert a["mean_range"] == pytest.approx(10) and a["seed_range"] == pytest.approx(30)  # seed 1: 70 vs 40
+    assert s["max_seed_range"] == pytest.approx(30) and list(s["columns"])[1] == "native"
+    t = report.kernel_spread(kernels, "groups.tempo_groups.pair_acc")
+    assert t["rows"][1]["avx2"] == pytest.approx(55) and t["rows"][1]["mean_range"] == pytest.approx(5)
+
+
 def test_chapter_mode(monkeypatch):
     monkeypatch.setenv("VIDLIB_DEVICE", "cpu")
     monkeypatch.setenv("VIDLIB_QUICK", "1")

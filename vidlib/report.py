@@ -350,21 +350,29 @@ def seed_table(
 def kernel_spread(kernels: Mapping[str, Any], metric: str = "pair_acc", scale: float = 100.0) -> dict:
     """How far a chapter's runs move between CPU kernel settings (``benchmarks/kernel_spread.py``'s file).
 
+    ``metric`` is a key of each run's entry, or a dotted path into it (``"groups.tempo_groups.pair_acc"``).
     Returns ``rows`` (per model: the seed mean of ``metric`` under each setting, the range of those means and
     the largest range of one seed), ``columns`` (headers for :func:`markdown_table`), ``max_mean_range`` and
     ``max_seed_range``.
     """
     settings = kernels["settings"]
+    path = metric.split(".")
+
+    def value(run):
+        for key in path:
+            run = run[key]
+        return scale * run
+
     rows = []
     for m in kernels["models"]:
         row = {"model": m}
         per_seed: dict[int, list[float]] = {}
         for name, s in settings.items():
-            vals = [scale * r[metric] for r in s["runs"].values() if r["model"] == m]
+            vals = [value(r) for r in s["runs"].values() if r["model"] == m]
             row[name] = statistics.fmean(vals)
             for r in s["runs"].values():
                 if r["model"] == m:
-                    per_seed.setdefault(r["seed"], []).append(scale * r[metric])
+                    per_seed.setdefault(r["seed"], []).append(value(r))
         means = [row[name] for name in settings]
         row["mean_range"] = max(means) - min(means)
         row["seed_range"] = max(max(v) - min(v) for v in per_seed.values())

@@ -25,7 +25,7 @@ from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, sc
 from .parallel import train_many
 from .plots import plot_confusion, plot_confusions, plot_curves, plot_seed_curves
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
-from .tempo import evaluate_speeds, speed_sampling
+from .tempo import evaluate_speeds, speed_sampling, tempo_metrics
 from .training import NonFiniteLossError, RunSummary, Trainer, plan_epochs, train
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "evaluate_speeds",
     "speed_sampling",
+    "tempo_metrics",
     "RunSummary",
     "NonFiniteLossError",
     "RECIPES",

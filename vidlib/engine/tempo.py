@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch.nn as nn
 
 from .evaluation import evaluate
+from .metrics import pair_accuracy, topk_accuracy
 from .training import recipe_data
 
-__all__ = ["speed_sampling", "evaluate_speeds"]
+__all__ = ["speed_sampling", "evaluate_speeds", "tempo_metrics"]
 
 
 def speed_sampling(sampling: dict, speed: float) -> dict:
@@ -47,10 +49,12 @@ def evaluate_speeds(
     The data are prepared as ``recipe`` prepares them for validation (its data overrides on the model's
     cfg: one view, centre crop); only the sampler changes (:func:`speed_sampling`). Returns
     ``{speed: report}`` with :func:`~vidlib.engine.evaluate`'s reports (``scores``, ``labels``,
-    ``top1`` ...).
+    ``top1`` ...). ``device``: default, the model's.
     """
     over, files = recipe_data(recipe)
     base = over.get("sampling") or model.default_cfg["sampling"]
+    if device is None:  # where the model is (a run trained in a worker comes back on the CPU)
+        device = next(model.parameters()).device
     out = {}
     for speed in speeds:
         kw = dict(over, **files, sampling=speed_sampling(base, speed), frame_cache=frame_cache)
@@ -65,3 +69,18 @@ def evaluate_speeds(
             progress=False,
         )
     return out
+
+
+def tempo_metrics(scores, labels, tempo_groups) -> dict:
+    """Two numbers for a model shown videos at another speed.
+
+    ``top1_other``: top-1 over the videos whose class is in no tempo group (their label does not depend
+    on speed); ``tempo_acc``: within-pair accuracy on the tempo groups (does the true class of the pair
+    score higher than its partner? :func:`~vidlib.engine.metrics.pair_accuracy`).
+    """
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    keep = ~np.isin(labels, [c for g in tempo_groups for c in g])
+    return dict(
+        top1_other=topk_accuracy(scores[keep], labels[keep], ks=(1,))[1],
+        tempo_acc=pair_accuracy(scores, labels, tempo_groups)["pair_acc"],
+    )

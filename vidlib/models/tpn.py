@@ -55,6 +55,7 @@ __all__ = [
     "AuxHead",
     "TPNNeck",
     "TPN",
+    "AuxClassifier",
     "mmaction2_key_map",
     "tpn_slowonly_r50",
     "tpn_tsm_r50",
@@ -292,6 +293,19 @@ class TPN(nn.Module):
         """Parameters used at inference: all but the auxiliary head's (71.80M for
         TPN-SlowOnly-R50)."""
         return num_params(self) - num_params(self.neck.aux_head)
+
+
+class AuxClassifier(nn.Module):
+    """A TPN's auxiliary head as a classifier of its own (backbone up to res4, then the
+    auxiliary head; shares the TPN's modules): what res4 alone tells about the clip."""
+
+    def __init__(self, tpn: TPN):
+        super().__init__()
+        self.tpn = tpn
+        self.default_cfg = tpn.default_cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tpn.neck.aux_head(self.tpn.extract_feat(x)[-2])  # res4 -> [B, K]
 
 
 # -------------------------------------------------------------------- registered models
