@@ -355,7 +355,8 @@ class PlaybackSpeed:
         views = inds.reshape(-1, self.num_frames).astype(np.float64)  # [V, T]
         centre = (views[:, :1] + views[:, -1:]) / 2  # [V, 1]
         moved = np.floor(centre + self.speed * (views - centre) + 0.5)  # round half up
-        return np.clip(moved, 0, _check_total(total_frames) - 1).astype(np.int64).reshape(-1)
+        last = _check_total(total_frames) - 1
+        return np.clip(moved, 0, last).astype(np.int64).reshape(-1)  # hold the ends
 
     def __repr__(self) -> str:
         return f"PlaybackSpeed({self.sampler!r}, speed={self.speed:g})"

@@ -74,12 +74,13 @@ def evaluate_speeds(
 def tempo_metrics(scores, labels, tempo_groups) -> dict:
     """Two numbers for a model shown videos at another speed.
 
-    ``top1_other``: top-1 over the videos whose class is in no tempo group (their label does not depend
-    on speed); ``tempo_acc``: within-pair accuracy on the tempo groups (does the true class of the pair
-    score higher than its partner? :func:`~vidlib.engine.metrics.pair_accuracy`).
+    ``top1_other``: top-1 over the videos whose class is in no tempo group (their
+    label does not depend on speed); ``tempo_acc``: within-pair accuracy on the tempo
+    groups (does the true class of the pair score higher than its partner?
+    :func:`~vidlib.engine.metrics.pair_accuracy`).
     """
     scores, labels = np.asarray(scores), np.asarray(labels)
-    keep = ~np.isin(labels, [c for g in tempo_groups for c in g])
+    keep = ~np.isin(labels, [c for g in tempo_groups for c in g])  # speed-free classes
     return dict(
         top1_other=topk_accuracy(scores[keep], labels[keep], ks=(1,))[1],
         tempo_acc=pair_accuracy(scores, labels, tempo_groups)["pair_acc"],
