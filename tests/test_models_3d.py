@@ -431,3 +431,15 @@ def test_ir_and_ip_checkpoints_are_not_interchangeable():
     ip_sd = create_model("ipcsn_tiny").state_dict()
     with pytest.raises(CheckpointError, match="conv2.1.bn.weight"):
         load_mmaction2(create_model("ircsn_tiny"), ip_sd)
+
+
+def test_aux_classifier_is_the_aux_head_of_the_same_modules():
+    from vidlib.models.tpn import AuxClassifier
+
+    model = create_model("tpn_slowonly_tiny", num_classes=5).eval()
+    aux = AuxClassifier(model)
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(aux(x), model(x, return_aux=True)[1]["aux"])
+    assert aux.default_cfg is model.default_cfg
+    assert all(p is q for p, q in zip(aux.parameters(), model.parameters()))  # shared, not copied
