@@ -443,3 +443,36 @@ def test_aux_classifier_is_the_aux_head_of_the_same_modules():
         assert torch.equal(aux(x), model(x, return_aux=True)[1]["aux"])
     assert aux.default_cfg is model.default_cfg
     assert all(p is q for p, q in zip(aux.parameters(), model.parameters()))  # shared, not copied
+
+
+@pytest.mark.parametrize("name, mode", [("r3d_tiny", "dense"), ("ipcsn_tiny", "ip"), ("ircsn_tiny", "ir")])
+def test_conv2_cost_formulas_match_the_counted_blocks(name, mode):
+    """csn.conv2_cost (the formulas the CSN chapter shows) against fvcore on the blocks of the tiny models:
+    every block's conv2, strided (temporal and spatial) or not."""
+    from vidlib.models.csn import conv2_cost
+
+    model = create_model(name, num_classes=5, num_frames=8).eval()
+    sizes = {}
+
+    def hook(mod, inputs, output, key):
+        sizes[key] = (tuple(inputs[0].shape[2:]), tuple(output.shape[2:]), inputs[0].shape[1])
+
+    handles = [
+        m.register_forward_hook(lambda mod, i, o, key=n: hook(mod, i, o, key))
+        for n, m in model.named_modules()
+        if n.endswith(".conv2")
+    ]
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 32, 32))  # the sizes, from a plain forward
+    for h in handles:
+        h.remove()
+    fc = count_flops(model, (1, 3, 8, 32, 32), ops=("conv",))  # BN is not in the formulas
+    assert len(sizes) == 4  # one block per stage
+    for key, (t_in, t_out, c) in sizes.items():
+        cost = conv2_cost(mode, c, t_in, t_out)
+        assert fc.by_module[key] * 1e9 == pytest.approx(cost["macs"], rel=1e-9), key
+        module = model.get_submodule(key)
+        convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv3d)]
+        assert sum(m.weight.numel() for m in convs) == cost["params"], key
+    with pytest.raises(ValueError, match="mode"):
+        conv2_cost("full", 8, (1, 1, 1), (1, 1, 1))

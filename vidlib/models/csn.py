@@ -36,6 +36,7 @@ from .resnet3d import (
 )
 
 __all__ = [
+    "conv2_cost",
     "CSNBottleneck3d",
     "ResNet3dCSN",
     "ircsn_r50",
@@ -44,6 +45,34 @@ __all__ = [
     "ircsn_tiny",
     "ipcsn_tiny",
 ]
+
+
+def conv2_cost(
+    mode: str, channels: int, in_size: tuple, out_size: tuple, kernel=(3, 3, 3)
+) -> dict:
+    """Weights and multiply-adds of a bottleneck's conv2 with C = ``channels`` in and
+    out (BN not counted), for an input of ``in_size`` = (T, H, W) positions and an
+    output of ``out_size`` (the stride is in the 3x3x3 conv)::
+
+        dense (R3D): params k C^2     MACs k C^2 |out|
+        ip-CSN:      params C^2 + k C MACs C^2 |in| + k C |out|   (1x1x1 runs unstrided)
+        ir-CSN:      params k C       MACs k C |out|
+
+    with k = kt kh kw (27). ``mode``: ``"dense"``, ``"ip"`` or ``"ir"``.
+    """
+    k = kernel[0] * kernel[1] * kernel[2]
+    n_in = in_size[0] * in_size[1] * in_size[2]
+    n_out = out_size[0] * out_size[1] * out_size[2]
+    c = channels
+    costs = {
+        "dense": (k * c * c, k * c * c * n_out),
+        "ip": (c * c + k * c, c * c * n_in + k * c * n_out),
+        "ir": (k * c, k * c * n_out),
+    }
+    if mode not in costs:
+        raise ValueError(f"mode must be 'dense', 'ip' or 'ir', got {mode!r}")
+    params, macs = costs[mode]
+    return dict(params=params, macs=macs)
 
 
 class CSNBottleneck3d(Bottleneck3d):
