@@ -175,3 +175,7 @@ def test_chapter_figures_return_figures():
         figures.tpn_neck({k: v for k, v in shapes.items() if k != "aux"})
     fig = figures.speed_curves([0.5, 1, 2], {"a": np.ones((3, 3)), "b": np.zeros((1, 3))})
     assert len(fig.axes[0].lines) == 3  # two models + the marker at x1
+    fig = figures.csn_channel_graph(channels=4)
+    dense, ip, ir = fig.axes
+    assert (len(dense.lines), len(ip.lines), len(ir.lines)) == (16, 16 + 4, 4)  # channel edges
+    assert "432 weights" in dense.get_title() and "124" in ip.get_title() and "108" in ir.get_title()

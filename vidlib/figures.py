@@ -18,6 +18,7 @@ __all__ = [
     "tin_learning",
     "tpn_neck",
     "speed_curves",
+    "csn_channel_graph",
 ]
 
 
@@ -336,5 +337,40 @@ def speed_curves(speeds, curves: dict, *, ylabel: str = "top-1 (%)", title: str 
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def csn_channel_graph(channels: int = 4):
+    """Which channels interact in a bottleneck's conv2 (Tran et al., arXiv 1904.02811, Fig. 2):
+    a dense 3x3x3 conv connects every input channel to every output channel; ip-CSN keeps
+    those interactions in a 1x1x1 conv and does the spatio-temporal filtering per channel
+    (depthwise 3x3x3); ir-CSN keeps only the depthwise conv. Each panel is titled with its
+    weight count from :func:`vidlib.models.csn.conv2_cost` at C = ``channels``.
+    """
+    from .models.csn import conv2_cost
+
+    c = channels
+    ys = np.arange(c)[::-1]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    layers = {  # columns of channel nodes; edges between consecutive columns: "all" or "one"
+        "dense": [("3x3x3", "all")],
+        "ip": [("1x1x1", "all"), ("3x3x3 depthwise", "one")],
+        "ir": [("3x3x3 depthwise", "one")],
+    }
+    names = {"dense": "dense 3D conv (R3D)", "ip": "ip-CSN", "ir": "ir-CSN"}
+    for ax, (mode, steps) in zip(axes, layers.items()):
+        for j, (label, kind) in enumerate(steps):
+            x0, x1 = 2 * j, 2 * j + 2
+            for a in range(c):
+                for b in range(c):
+                    if kind == "all" or a == b:
+                        ax.plot([x0, x1], [ys[a], ys[b]], color="#3d85c6", lw=0.8, zorder=1)
+            ax.text((x0 + x1) / 2, c - 0.2, label, ha="center", fontsize=8.5)
+        for j in range(len(steps) + 1):
+            ax.scatter(np.full(c, 2 * j), ys, s=120, color="#f6b26b", edgecolor="black", zorder=2)
+        params = conv2_cost(mode, c, (1, 1, 1), (1, 1, 1))["params"]
+        ax.set_title(f"{names[mode]}: {params} weights at C = {c}", fontsize=10)
+        ax.set_xlim(-0.5, 4.5), ax.set_ylim(-0.7, c + 0.2), ax.axis("off")
     fig.tight_layout()
     return fig
