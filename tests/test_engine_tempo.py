@@ -1,5 +1,6 @@
 """Playback speed through the sampler (vidlib.data.PlaybackSpeed, vidlib.engine.tempo): the index
-arithmetic, the spec, and an evaluation at several speeds that changes only the frames sampled."""
+arithmetic, the spec, and an evaluation at several speeds that changes only the frames sampled; and
+``evaluate_recipe``, the recipe's validation view of any split, which the speed sweep is built on."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,14 @@ from conftest import SMALL
 
 import vidlib
 from vidlib.data import PlaybackSpeed, SampleFrames, build_dataset, build_sampler
-from vidlib.engine import evaluate, evaluate_speeds, get_recipe, speed_sampling, tempo_metrics
+from vidlib.engine import (
+    evaluate,
+    evaluate_recipe,
+    evaluate_speeds,
+    get_recipe,
+    speed_sampling,
+    tempo_metrics,
+)
 from vidlib.engine.recipes import apply_overrides
 
 SEGMENTS = dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8)
@@ -69,6 +77,23 @@ def test_evaluate_speeds_changes_only_the_sampled_frames(tiny_data):
     assert reports[2]["labels"] == reports[1]["labels"] == plain["labels"]
     assert not np.allclose(reports[2]["scores"], reports[1]["scores"])
     assert not np.allclose(reports[0.5]["scores"], reports[1]["scores"])
+
+
+def test_evaluate_recipe_reads_any_split_as_the_recipe_validates(tiny_data):
+    """The train split through the recipe's validation view: every training video once, no augmentation
+    (the same scores twice), the same as building that dataset by hand."""
+    torch.manual_seed(0)
+    model = vidlib.create_model("tsn_tiny", num_classes=3, num_frames=4).eval()
+    recipe = get_recipe("synthetic_tiny")
+    apply_overrides(recipe, SMALL)
+    first, again = (evaluate_recipe(model, tiny_data, recipe, split="train", batch_size=4) for _ in range(2))
+    assert first["num_samples"] == 12 and first["labels"] == [0] * 4 + [1] * 4 + [2] * 4
+    assert np.array_equal(first["scores"], again["scores"])  # deterministic: centre crop, no flip
+    over = {k.split(".", 1)[1]: v for k, v in SMALL.items()}
+    train = build_dataset(tiny_data, "train", model.default_cfg, "val", **over)
+    assert np.allclose(first["scores"], evaluate(model, train, batch_size=4)["scores"])
+    val = evaluate_recipe(model, tiny_data, recipe, batch_size=4)  # default: the val split
+    assert val["num_samples"] == 6
 
 
 def test_tempo_metrics_split_the_classes():

@@ -140,3 +140,26 @@ def test_tsm_flops_match_the_fvcore_style_1x_metafile():
     entry = published("tsm_r50_k400")
     fv = count_flops(vidlib.create_model("tsm_r50"), _shape("tsm_r50_k400"), by_module=False)
     assert round(fv.gflops, 2) == entry["flops"]["value"]  # 32.88: mmaction2 1.x counts with fvcore
+
+
+def test_compute_rates_counts_macs_and_bytes_of_each_module():
+    """MACs from count_flops, bytes = input + output + weights (float32), so a depthwise conv has about
+    1/C of the dense conv's intensity at the same shape; timings are measured, not asserted."""
+    from vidlib.flops import compute_rates
+    from vidlib.models.csn import conv2_cost
+
+    c, size = 8, (4, 8, 8)
+    dense = nn.Conv3d(c, c, 3, padding=1, bias=False)
+    depthwise = nn.Conv3d(c, c, 3, padding=1, groups=c, bias=False)
+    rows = compute_rates(
+        {"dense": (dense, (1, c, *size)), "dw": (depthwise, (1, c, *size))}, warmup=0, repeats=1
+    )
+    assert [r["name"] for r in rows] == ["dense", "dw"]
+    n = c * 4 * 8 * 8  # elements of the input (and of the output)
+    for row, mode in zip(rows, ("dense", "ir")):
+        cost = conv2_cost(mode, c, size, size)
+        assert row["gmacs"] * 1e9 == pytest.approx(cost["macs"])
+        assert row["intensity"] == pytest.approx(cost["macs"] / (4 * (2 * n + cost["params"])))
+        assert row["ms"] > 0 and row["gmacs_per_s"] == pytest.approx(row["gmacs"] / row["ms"] * 1e3)
+    assert rows[0]["intensity"] / rows[1]["intensity"] > c / 2
+    assert not dense.training  # run in eval mode

@@ -22,6 +22,7 @@ import torchvision
 import vidlib
 from vidlib import create_model, num_params
 from vidlib.flops import count_flops
+from vidlib.models._registry import IMAGENET_MEAN, IMAGENET_STD
 from vidlib.models.csn import CSNBottleneck3d
 from vidlib.models.resnet3d import inflate_from_2d
 from vidlib.report import published
@@ -476,3 +477,27 @@ def test_conv2_cost_formulas_match_the_counted_blocks(name, mode):
         assert sum(m.weight.numel() for m in convs) == cost["params"], key
     with pytest.raises(ValueError, match="mode"):
         conv2_cost("full", 8, (1, 1, 1), (1, 1, 1))
+
+
+def test_csn_pretrain_picks_the_published_checkpoint_and_its_normalisation():
+    """Every (entrypoint, pretrain) names a results/published.yaml entry: its url and config, and the VMZ
+    mean/std exactly where the entry says the weights expect them (Sports1M and scratch ports)."""
+    from vidlib.models.csn import CHECKPOINTS, VMZ_MEAN, VMZ_STD
+
+    csn_keys = {k for k, v in published().items() if v.get("paper") == "csn" and k != "ircsn_r152_ig65m_k400"}
+    assert {v[0] for v in CHECKPOINTS.values()} == csn_keys  # every checkpoint, each once
+    for (name, pretrain), (key, config, url, norm) in CHECKPOINTS.items():
+        entry, cfg = published(key), create_model(name, pretrain=pretrain).default_cfg
+        assert (cfg["published"], cfg["config"], cfg["url"]) == (key, config, url) and config == entry[
+            "config"
+        ]
+        assert url == entry["checkpoint"]
+        origin = entry.get("weights_origin", "mmaction2-trained, ImageNet mean/std")
+        vmz = "ImageNet mean/std" not in origin  # "VMZ mean/std", "mean/std from VMZ"
+        assert (norm == "vmz") == vmz and (cfg["mean"], cfg["std"]) == (
+            (VMZ_MEAN, VMZ_STD) if vmz else (IMAGENET_MEAN, IMAGENET_STD)
+        )
+        assert entry["pretrain"].lower().replace("none", "scratch") == pretrain
+    assert tuple(round(m / 255, 6) for m in VMZ_MEAN) == (0.43216, 0.394666, 0.37645)
+    with pytest.raises(ValueError, match="unknown pretrain 'sports1m'; accepted: 'ig65m'"):
+        create_model("ircsn_r50", pretrain="sports1m")

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-__all__ = ["FlopCount", "count_flops", "sdpa_flop_jit"]
+__all__ = ["FlopCount", "count_flops", "compute_rates", "sdpa_flop_jit"]
 
 _FAMILIES = {
     "conv": {"conv"},
@@ -246,3 +246,41 @@ def count_flops(
         by_module=gmacs,
         unsupported=unsupported,
     )
+
+
+def compute_rates(
+    modules: dict[str, tuple[nn.Module, tuple]], *, warmup: int = 2, repeats: int = 5
+) -> list[dict]:
+    """How fast each module turns its multiply-adds into results on this machine.
+
+    ``modules`` maps a name to ``(module, input shape)``. Each module runs in eval mode under
+    ``torch.no_grad`` on a seeded random input of its parameters' dtype, all of them timed interleaved
+    (:func:`vidlib.utils.time_interleaved`: best of ``repeats``). One row per module: ``gmacs``
+    (:func:`count_flops`, fvcore style), ``ms`` (best wall time), ``gmacs_per_s`` and the
+    ``intensity``, MACs per byte that must at least cross the memory bus: the input, the output and the
+    weights once each. A dense 3x3x3 convolution with C input channels does 27 C MACs per input
+    element; a depthwise one does 27, so at equal MACs it moves about C times as many bytes.
+    """
+    from .utils import time_interleaved
+
+    rows, calls = [], {}
+    for name, (module, shape) in modules.items():
+        module.eval()
+        (x,) = _as_inputs(module, tuple(shape))
+        with torch.no_grad():
+            out = module(x)
+        weights = sum(p.numel() * p.element_size() for p in module.parameters())
+        moved = x.numel() * x.element_size() + out.numel() * out.element_size() + weights
+        macs = count_flops(module, (x,), by_module=False).gflops * 1e9
+        rows.append(dict(name=name, gmacs=macs / 1e9, intensity=macs / moved))
+
+        def call(m=module, x=x):
+            with torch.no_grad():
+                m(x)
+
+        calls[name] = call
+    best = time_interleaved(calls, warmup=warmup, repeats=repeats)
+    for row in rows:
+        row["ms"] = 1e3 * best[row["name"]]
+        row["gmacs_per_s"] = row["gmacs"] / best[row["name"]]
+    return rows

@@ -11,7 +11,7 @@
 """
 
 from .config import TrainConfig, TrainState
-from .evaluation import evaluate
+from .evaluation import evaluate, evaluate_recipe
 from .metrics import (
     classification_report,
     confusion_matrix,
@@ -36,6 +36,7 @@ __all__ = [
     "train_many",
     "plan_epochs",
     "evaluate",
+    "evaluate_recipe",
     "evaluate_speeds",
     "speed_sampling",
     "tempo_metrics",

@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import DataWarning, average_views, build_dataset, forward_views
 from .distributed import DistInfo, ShardSampler, gather_by_index
 from .metrics import classification_report
+from .recipes import recipe_data
 from .runlog import Progress
 
-__all__ = ["evaluate", "predict", "autocast_context", "data_problems"]
+__all__ = ["evaluate", "evaluate_recipe", "predict", "autocast_context", "data_problems"]
 
 
 def autocast_context(device: torch.device, amp: str | None):
@@ -187,6 +188,42 @@ def evaluate(
         num_missing=len(missing),
     )
     return report
+
+
+def evaluate_recipe(
+    model: nn.Module,
+    root,
+    recipe: dict,
+    *,
+    split: str = "val",
+    sampling: dict | None = None,
+    frame_cache=None,
+    batch_size: int = 16,
+    device=None,
+) -> dict:
+    """Evaluate ``model`` on one split of a dataset folder, the videos prepared as ``recipe`` prepares them
+    for validation (its data overrides on the model's cfg; one view, centre crop, no augmentation).
+
+    ``split="train"`` measures how well a trained model fits its own training videos, without the random
+    crops and flips it was trained on. ``sampling``: another sampler spec (default: the recipe's, else the
+    model's). ``device``: default, the model's. Returns :func:`evaluate`'s report.
+    """
+    over, files = recipe_data(recipe)
+    kw = dict(over, **files, frame_cache=frame_cache)
+    if sampling is not None:
+        kw["sampling"] = sampling
+    if device is None:  # where the model is (a run trained in a worker comes back on the CPU)
+        device = next(model.parameters()).device
+    return evaluate(
+        model,
+        root,
+        split=split,
+        mode="val",
+        batch_size=batch_size,
+        device=device,
+        dataset_kw=kw,
+        progress=False,
+    )
 
 
 def _unreadable(loader, failed: np.ndarray) -> list[str]:

@@ -43,6 +43,7 @@ __all__ = [
     "DATASET_KEYS",
     "get_recipe",
     "list_recipes",
+    "recipe_data",
     "apply_overrides",
     "parse_value",
     "format_recipe",
@@ -651,6 +652,16 @@ def get_recipe(name: str) -> dict:
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; available recipes: {', '.join(list_recipes())}")
     return copy.deepcopy(RECIPES[name])
+
+
+def recipe_data(recipe: dict) -> tuple[dict, dict]:
+    """A recipe's ``data`` split into model-cfg overrides (:data:`DATA_CFG_KEYS`: sampling, crops ...) and the
+    arguments that describe the files (:data:`DATASET_KEYS`: rawframe ``format``, ``filename_tmpl`` ...)."""
+    data = recipe.get("data", {})
+    return (
+        {k: v for k, v in data.items() if k in DATA_CFG_KEYS},
+        {k: v for k, v in data.items() if k in DATASET_KEYS},
+    )
 
 
 def parse_value(text: str):

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch.nn as nn
 
-from .evaluation import evaluate
+from .evaluation import evaluate_recipe
 from .metrics import pair_accuracy, topk_accuracy
-from .training import recipe_data
+from .recipes import recipe_data
 
 __all__ = ["speed_sampling", "evaluate_speeds", "tempo_metrics"]
 
@@ -51,24 +51,19 @@ def evaluate_speeds(
     ``{speed: report}`` with :func:`~vidlib.engine.evaluate`'s reports (``scores``, ``labels``,
     ``top1`` ...). ``device``: default, the model's.
     """
-    over, files = recipe_data(recipe)
-    base = over.get("sampling") or model.default_cfg["sampling"]
-    if device is None:  # where the model is (a run trained in a worker comes back on the CPU)
-        device = next(model.parameters()).device
-    out = {}
-    for speed in speeds:
-        kw = dict(over, **files, sampling=speed_sampling(base, speed), frame_cache=frame_cache)
-        out[speed] = evaluate(
+    base = recipe_data(recipe)[0].get("sampling") or model.default_cfg["sampling"]
+    return {
+        speed: evaluate_recipe(
             model,
             root,
-            split="val",
-            mode="val",
+            recipe,
+            sampling=speed_sampling(base, speed),
+            frame_cache=frame_cache,
             batch_size=batch_size,
             device=device,
-            dataset_kw=kw,
-            progress=False,
         )
-    return out
+        for speed in speeds
+    }
 
 
 def tempo_metrics(scores, labels, tempo_groups) -> dict:

@@ -51,7 +51,7 @@ from .config import TrainConfig, TrainState, check_option_names
 from .distributed import all_gather_lists, all_reduce_sum, cleanup, init_distributed
 from .evaluation import autocast_context, evaluate
 from .optim import build_optimizer, build_scheduler, scale_lr
-from .recipes import DATA_CFG_KEYS, DATASET_KEYS, apply_overrides, get_recipe
+from .recipes import apply_overrides, get_recipe, recipe_data
 from .runlog import Progress, RunLog, error_message, write_json, write_text
 
 __all__ = [
@@ -98,16 +98,6 @@ def resolve_recipe(recipe: str | dict, overrides: dict | None = None, **explicit
         if not isinstance(rec[key], int) or isinstance(rec[key], bool) or rec[key] < 1:
             raise ValueError(f"{key} must be an integer >= 1, got {rec[key]!r}")
     return rec, log
-
-
-def recipe_data(recipe: dict) -> tuple[dict, dict]:
-    """A recipe's ``data`` split into model-cfg overrides (:data:`DATA_CFG_KEYS`: sampling, crops ...) and the
-    arguments that describe the files (:data:`DATASET_KEYS`: rawframe ``format``, ``filename_tmpl`` ...)."""
-    data = recipe.get("data", {})
-    return (
-        {k: v for k, v in data.items() if k in DATA_CFG_KEYS},
-        {k: v for k, v in data.items() if k in DATASET_KEYS},
-    )
 
 
 def build_datasets(

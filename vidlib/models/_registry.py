@@ -142,13 +142,14 @@ def with_cfg(model: nn.Module, cfg: dict) -> nn.Module:
     return model
 
 
-def dataset_protocol(model: str, dataset: str, protocols: dict[str, dict]) -> dict:
+def dataset_protocol(model: str, dataset: str, protocols: dict, kind: str = "dataset"):
     """``protocols[dataset]`` (e.g. ``{"num_classes": 174, "dropout": 0.6, ...}``), or a
-    ``ValueError`` listing the datasets ``model`` accepts. The protocol is chosen by
-    name only, never by the number of classes."""
+    ``ValueError`` listing the datasets (or other ``kind`` of choice, e.g. CSN's
+    ``pretrain``) ``model`` accepts. The protocol is chosen by name only, never by the
+    number of classes."""
     if dataset not in protocols:
         raise ValueError(
-            f"{model}: unknown dataset {dataset!r}; "
+            f"{model}: unknown {kind} {dataset!r}; "
             f"accepted: {', '.join(map(repr, protocols))}"
         )
     return protocols[dataset]

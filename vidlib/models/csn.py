@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ._registry import make_cfg, register_model, with_cfg
+from ._registry import dataset_protocol, make_cfg, register_model, with_cfg
 from .common import ClsHead
 from .resnet3d import (
     TINY,
@@ -163,45 +163,75 @@ class ResNet3dCSN(ResNet3d):
 
 
 _MM = "https://download.openmmlab.com/mmaction/"
-#: The checkpoint each entrypoint's cfg points at: ``published`` key -> (mmaction2
-#: config, url). The other published K400 variants (``ircsn_r152_ig65m_k400``,
-#: ``ircsn_r152_sports1m_bnfrozen_k400``, ``ircsn_r152_k400``,
-#: ``ipcsn_r152_sports1m_bnfrozen_k400``, ``ipcsn_r152_k400``) have the same
-#: architecture; their urls are in ``results/published.yaml``. The Sports1M and scratch
-#: VMZ ports expect the VMZ mean/std (:data:`VMZ_MEAN`, :data:`VMZ_STD`) instead of
-#: ImageNet's.
-CHECKPOINTS = {
-    "ircsn_r152_ig65m_bnfrozen_k400": (
-        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
-        _MM + "v1.0/recognition/csn/"
-        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
-        "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_"
-        "20220811-7d1dacde.pth",
-    ),
-    "ircsn_r50_ig65m_bnfrozen_k400": (
-        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
-        _MM + "v1.0/recognition/csn/"
-        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb/"
-        "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb_"
-        "20220811-44395bae.pth",
-    ),
-    "ipcsn_r152_ig65m_bnfrozen_k400": (
-        "ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb",
-        _MM + "recognition/csn/vmz/"
-        "vmz_ipcsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb_"
-        "20210617-c3be9793.pth",
-    ),
-}
+_V1 = _MM + "v1.0/recognition/csn/"
+_VMZ = _MM + "recognition/csn/vmz/vmz_"
 #: VMZ normalisation (0-255 scale) used by the Sports1M and scratch ports: 255 x
 #: (0.43216, 0.394666, 0.37645) and 255 x (0.22803, 0.22145, 0.216989).
 VMZ_MEAN, VMZ_STD = (110.2008, 100.63983, 95.99475), (58.14765, 56.46975, 55.332195)
 
 
-def _csn_cfg(num_frames: int, published: str) -> dict:
-    """mmaction2 CSN protocol (IG65M-pretrained configs): train 1 clip 32x2
-    (RandomResizedCrop, flip), test 10 clips x ThreeCrop(256) = 30 views, 'prob',
-    ImageNet mean/std."""
-    config, url = CHECKPOINTS[published]
+def _vmz(name: str, epochs: int, stamp: str) -> str:
+    return f"{_VMZ}{name}_32x2x1_{epochs}e_kinetics400_rgb_{stamp}.pth"
+
+
+#: The published K400 checkpoints, by (entrypoint, ``pretrain``):
+#: (``results/published.yaml`` key, mmaction2 config, url, normalisation). mmaction2
+#: trained the first two itself; the others are ports of the VMZ (Caffe2) weights, whose
+#: Sports1M and scratch models expect the VMZ mean/std instead of ImageNet's (mmaction2
+#: pull request 1116).
+CHECKPOINTS = {
+    ("ircsn_r152", "ig65m"): (
+        "ircsn_r152_ig65m_bnfrozen_k400",
+        c := "ircsn_ig65m-pretrained-r152-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
+        f"{_V1}{c}/{c}_20220811-7d1dacde.pth",
+        "imagenet",
+    ),
+    ("ircsn_r50", "ig65m"): (
+        "ircsn_r50_ig65m_bnfrozen_k400",
+        c := "ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb",
+        f"{_V1}{c}/{c}_20220811-44395bae.pth",
+        "imagenet",
+    ),
+    ("ipcsn_r152", "ig65m"): (
+        "ipcsn_r152_ig65m_bnfrozen_k400",
+        "ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb",
+        _vmz("ipcsn_ig65m_pretrained_r152", 58, "20210617-c3be9793"),
+        "imagenet",
+    ),
+    ("ircsn_r152", "sports1m"): (
+        "ircsn_r152_sports1m_bnfrozen_k400",
+        "ircsn_sports1m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb",
+        _vmz("ircsn_sports1m_pretrained_r152", 58, "20210617-b9b10241"),
+        "vmz",
+    ),
+    ("ipcsn_r152", "sports1m"): (
+        "ipcsn_r152_sports1m_bnfrozen_k400",
+        "ipcsn_sports1m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb",
+        _vmz("ipcsn_sports1m_pretrained_r152", 58, "20210617-3367437a"),
+        "vmz",
+    ),
+    ("ircsn_r152", "scratch"): (
+        "ircsn_r152_k400",
+        "ircsn_r152_32x2x1-180e_kinetics400-rgb",
+        _vmz("ircsn_from_scratch_r152", 180, "20210617-5c933ae1"),
+        "vmz",
+    ),
+    ("ipcsn_r152", "scratch"): (
+        "ipcsn_r152_k400",
+        "ipcsn_r152_32x2x1-180e_kinetics400-rgb",
+        _vmz("ipcsn_from_scratch_r152", 180, "20210617-d565828d"),
+        "vmz",
+    ),
+}
+
+
+def _csn_cfg(model: str, num_frames: int, pretrain: str) -> dict:
+    """mmaction2 CSN protocol: train 1 clip 32x2 (RandomResizedCrop, flip), test 10
+    clips x ThreeCrop(256) = 30 views, 'prob'; the checkpoint and mean/std of
+    ``pretrain``."""
+    ports = {p: v for (m, p), v in CHECKPOINTS.items() if m == model}
+    published, config, url, norm = dataset_protocol(model, pretrain, ports, "pretrain")
+    norm = dict(mean=VMZ_MEAN, std=VMZ_STD) if norm == "vmz" else {}
     train = dict(
         name="SampleFrames", clip_len=num_frames, frame_interval=2, num_clips=1
     )
@@ -216,15 +246,25 @@ def _csn_cfg(num_frames: int, published: str) -> dict:
         config=config,
         paper="1904.02811",
         published=published,
+        **norm,
     )
 
 
-def _csn(name: str, cfg: dict, num_classes: int, dropout: float, **kw) -> Recognizer3D:
+def _csn(
+    name: str, cfg: dict, *, num_classes: int, dropout: float, **kw
+) -> Recognizer3D:
     backbone = ResNet3dCSN(**kw)
     model = Recognizer3D(
         backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name
     )
     return with_cfg(model, cfg)
+
+
+def _csn_k400(
+    name: str, depth: int, mode: str, pretrain: str, num_frames: int, **kw
+) -> Recognizer3D:
+    cfg = _csn_cfg(name, num_frames, pretrain)
+    return _csn(name, cfg, depth=depth, bottleneck_mode=mode, **kw)
 
 
 @register_model
@@ -235,21 +275,16 @@ def ircsn_r152(
     dropout: float = 0.5,
     norm_eval: bool = True,
     bn_frozen: bool = True,
+    pretrain: str = "ig65m",
     **kw,
 ):
     """ir-CSN-152 (29,703,568 params with the 400-class head); BN frozen as in every
-    mmaction2 config."""
-    return _csn(
-        "ircsn_r152",
-        _csn_cfg(num_frames, "ircsn_r152_ig65m_bnfrozen_k400"),
-        num_classes,
-        dropout,
-        depth=152,
-        bottleneck_mode="ir",
-        norm_eval=norm_eval,
-        bn_frozen=bn_frozen,
-        **kw,
-    )
+    mmaction2 config. ``pretrain``: the published checkpoint the cfg names (``"ig65m"``,
+    ``"sports1m"`` or ``"scratch"``; the last two with the VMZ mean/std)."""
+    return _csn_k400(
+        "ircsn_r152", 152, "ir", pretrain, num_frames, num_classes=num_classes,
+        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
+    )  # fmt: skip
 
 
 @register_model
@@ -260,20 +295,15 @@ def ipcsn_r152(
     dropout: float = 0.5,
     norm_eval: bool = True,
     bn_frozen: bool = True,
+    pretrain: str = "ig65m",
     **kw,
 ):
-    """ip-CSN-152 (33,016,592 params with the 400-class head)."""
-    return _csn(
-        "ipcsn_r152",
-        _csn_cfg(num_frames, "ipcsn_r152_ig65m_bnfrozen_k400"),
-        num_classes,
-        dropout,
-        depth=152,
-        bottleneck_mode="ip",
-        norm_eval=norm_eval,
-        bn_frozen=bn_frozen,
-        **kw,
-    )
+    """ip-CSN-152 (33,016,592 params with the 400-class head); ``pretrain`` as for
+    :func:`ircsn_r152`."""
+    return _csn_k400(
+        "ipcsn_r152", 152, "ip", pretrain, num_frames, num_classes=num_classes,
+        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
+    )  # fmt: skip
 
 
 @register_model
@@ -284,20 +314,14 @@ def ircsn_r50(
     dropout: float = 0.5,
     norm_eval: bool = True,
     bn_frozen: bool = True,
+    pretrain: str = "ig65m",
     **kw,
 ):
-    """ir-CSN-50 (13,131,152 params with the 400-class head)."""
-    return _csn(
-        "ircsn_r50",
-        _csn_cfg(num_frames, "ircsn_r50_ig65m_bnfrozen_k400"),
-        num_classes,
-        dropout,
-        depth=50,
-        bottleneck_mode="ir",
-        norm_eval=norm_eval,
-        bn_frozen=bn_frozen,
-        **kw,
-    )
+    """ir-CSN-50 (13,131,152 params with the 400-class head); IG65M only."""
+    return _csn_k400(
+        "ircsn_r50", 50, "ir", pretrain, num_frames, num_classes=num_classes,
+        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
+    )  # fmt: skip
 
 
 @register_model
@@ -308,8 +332,9 @@ def ircsn_tiny(
     unless asked."""
     cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
     return _csn(
-        "ircsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ir", **kw
-    )
+        "ircsn_tiny", cfg, num_classes=num_classes, dropout=dropout, tiny=True,
+        bottleneck_mode="ir", **kw,
+    )  # fmt: skip
 
 
 @register_model
@@ -319,5 +344,6 @@ def ipcsn_tiny(
     """ip-CSN on the tiny backbone."""
     cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
     return _csn(
-        "ipcsn_tiny", cfg, num_classes, dropout, tiny=True, bottleneck_mode="ip", **kw
-    )
+        "ipcsn_tiny", cfg, num_classes=num_classes, dropout=dropout, tiny=True,
+        bottleneck_mode="ip", **kw,
+    )  # fmt: skip
