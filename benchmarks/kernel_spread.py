@@ -13,7 +13,8 @@ of this machine, each in a fresh process:
   (other summation orders inside convolutions).
 
 and writes, per setting, every run's validation metrics (``vidlib.engine.metrics.pair_accuracy`` on the
-reversal pairs, and under ``groups`` on the data's tempo and multi-phase groups) to a JSON file that the
+reversal pairs, and under ``groups`` on the data's tempo and multi-phase groups; with ``--train-eval``
+also ``train_top1``, the training split through the recipe's validation view) to a JSON file that the
 chapter reads (``results/<chapter>_kernels.json``). A model may carry keyword arguments after a colon,
 ``tpn_slowonly_tiny:aux_loss_weight=None``; the whole spec is the run's label::
 
@@ -23,6 +24,8 @@ chapter reads (``results/<chapter>_kernels.json``). A model may carry keyword ar
         --recipe synthetic_tiny --epochs 8 --reuse results/tam_kernels.json
     python benchmarks/kernel_spread.py --chapter tpn --recipe synthetic_tiny_3d --models slowonly_tiny \\
         tpn_slowonly_tiny tpn_slowonly_tiny:aux_loss_weight=None --speeds 0.5 0.75 1 1.5 2
+    python benchmarks/kernel_spread.py --chapter csn --recipe synthetic_tiny_3d --models r3d_tiny \\
+        ipcsn_tiny ircsn_tiny --train-eval
 
 Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
 """
@@ -70,7 +73,14 @@ def run_grid(args) -> dict:
     import torch
 
     from vidlib.data import shared_frame_cache
-    from vidlib.engine import TrainConfig, evaluate_speeds, get_recipe, tempo_metrics, train_many
+    from vidlib.engine import (
+        TrainConfig,
+        evaluate_recipe,
+        evaluate_speeds,
+        get_recipe,
+        tempo_metrics,
+        train_many,
+    )
     from vidlib.engine.metrics import pair_accuracy
     from vidlib.report import environment
 
@@ -109,6 +119,12 @@ def run_grid(args) -> dict:
                 str(v): tempo_metrics(rep["scores"], rep["labels"], groups["tempo_groups"])
                 for v, rep in reports.items()
             }
+        if args.train_eval:  # how well the run fits its own training videos (no augmentation)
+            rep = evaluate_recipe(
+                r.model, args.data, get_recipe(args.recipe), split="train", frame_cache=cache
+            )
+            m["train_top1"] = rep["top1"]
+            m["train_top1_aug"] = r["history"][-1]["train_top1"]  # last epoch, augmented, while training
         out[f"{label}/{r['seed']}"] = dict(m, model=label, seed=r["seed"])
     return dict(
         runs=out,
@@ -141,6 +157,11 @@ def main(argv=None) -> None:
         type=float,
         help="also evaluate every run at these playback speeds (vidlib.engine.evaluate_speeds)",
     )
+    ap.add_argument(
+        "--train-eval",
+        action="store_true",
+        help="also evaluate every run on its training split, as the recipe validates (train_top1)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one setting, write JSON here
     ap.add_argument(
         "--processes",
@@ -162,6 +183,7 @@ def main(argv=None) -> None:
         epochs=args.epochs,
         data=args.data,
         speeds=args.speeds,
+        train_eval=args.train_eval,
         settings=result.get("settings", {}),
     )
     reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
@@ -211,6 +233,7 @@ def main(argv=None) -> None:
         ]
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         cmd += ["--speeds", *map(str, args.speeds)] if args.speeds else []
+        cmd += ["--train-eval"] if args.train_eval else []
         processes = processes or args.processes  # one-thread processes unless the setting says otherwise
         cmd += ["--processes", str(processes)] if processes else []
         print(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'native kernels'} ...", flush=True)

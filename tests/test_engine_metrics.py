@@ -157,7 +157,9 @@ def test_chapter_figures_return_figures():
     import matplotlib
 
     matplotlib.use("Agg")
+    import vidlib
     from vidlib import figures
+    from vidlib.models import csn
 
     fig = figures.tsm_shift(num_segments=4, channels=8, shift_div=4)
     assert len(fig.axes) == 2
@@ -179,3 +181,11 @@ def test_chapter_figures_return_figures():
     dense, ip, ir = fig.axes
     assert (len(dense.lines), len(ip.lines), len(ir.lines)) == (16, 16 + 4, 4)  # channel edges
     assert "432 weights" in dense.get_title() and "124" in ip.get_title() and "108" in ir.get_title()
+    net = vidlib.create_model("ipcsn_tiny", num_classes=3)
+    profiles = csn.temporal_profiles(net)
+    fig = figures.csn_change_share(profiles, profiles)
+    assert (
+        len(fig.axes[0].collections) == 2 * 4 and len(fig.axes[0].lines) == 2 * 4 + 1
+    )  # dots, means, chance
+    with pytest.raises(ValueError, match="other convolutions"):
+        figures.csn_change_share(profiles, dict(list(profiles.items())[:2]))

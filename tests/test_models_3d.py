@@ -501,3 +501,20 @@ def test_csn_pretrain_picks_the_published_checkpoint_and_its_normalisation():
     assert tuple(round(m / 255, 6) for m in VMZ_MEAN) == (0.43216, 0.394666, 0.37645)
     with pytest.raises(ValueError, match="unknown pretrain 'sports1m'; accepted: 'ig65m'"):
         create_model("ircsn_r50", pretrain="sports1m")
+
+
+def test_temporal_profiles_and_change_share():
+    """Profiles: one per depthwise conv (ir: 4 in the tiny net), weights summed over space; change share 0
+    for a temporal average, 1 for a zero-sum (difference) filter, (kt-1)/kt on average for random taps."""
+    from vidlib.models.csn import change_share, temporal_profiles
+
+    net = create_model("ircsn_tiny", num_classes=3)
+    profiles = temporal_profiles(net)
+    assert list(profiles) == [f"backbone.layer{i}.0.conv2.0.conv" for i in range(1, 5)]
+    w = net.backbone.layer2[0].conv2[0].conv.weight  # [32, 1, 3, 3, 3]
+    assert torch.equal(profiles["backbone.layer2.0.conv2.0.conv"], w.detach().sum(dim=(1, 3, 4)))
+    assert set(temporal_profiles(create_model("r3d_tiny", num_classes=3))) == set()  # no depthwise conv
+    taps = torch.tensor([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0], [1.0, -2.0, 1.0], [0.0, 2.0, 0.0]])
+    assert change_share(taps).tolist() == pytest.approx([0.0, 1.0, 1.0, 2 / 3])
+    g = torch.Generator().manual_seed(0)
+    assert change_share(torch.randn(20000, 3, generator=g)).mean().item() == pytest.approx(2 / 3, abs=0.01)

@@ -374,3 +374,38 @@ def csn_channel_graph(channels: int = 4):
         ax.set_xlim(-0.5, 4.5), ax.set_ylim(-0.7, c + 0.2), ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def csn_change_share(before: dict, after: dict, *, labels=("at initialisation", "trained")):
+    """What the depthwise filters of a CSN do in time: each filter's
+    :func:`~vidlib.models.csn.change_share` (0: it averages neighbouring frames; 1: it responds
+    only to change), one column of dots per depthwise convolution, before and after training.
+    ``before`` and ``after`` map module names to ``[C, kt]`` profiles
+    (:func:`~vidlib.models.csn.temporal_profiles`), with the same names.
+    """
+    from .models.csn import change_share
+
+    if list(before) != list(after):
+        raise ValueError(
+            f"csn_change_share: other convolutions before {list(before)} and after {list(after)}"
+        )
+    rng = np.random.default_rng(0)  # horizontal jitter only
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(after)), 3.6))
+    for profiles, label, color, dx in (
+        (before, labels[0], "#999999", -0.18),
+        (after, labels[1], "#3d85c6", 0.18),
+    ):
+        for i, p in enumerate(profiles.values()):
+            share = change_share(p).numpy()
+            ax.scatter(i + dx + rng.uniform(-0.08, 0.08, len(share)), share, s=9, color=color, alpha=0.6,
+                       label=label if i == 0 else None)  # fmt: skip
+            ax.plot([i + dx - 0.14, i + dx + 0.14], [share.mean()] * 2, color="black", lw=2)
+    kt = next(iter(after.values())).shape[1]
+    ax.axhline((kt - 1) / kt, color="#999999", lw=0.8, ls=":")
+    ax.set_xticks(range(len(after)), [n.split(".")[1] if n.count(".") > 1 else n for n in after])
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("change share of a filter")
+    ax.set_title("depthwise filters in time: 0 = average frames, 1 = respond to change", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -269,8 +269,9 @@ def compute_rates(
         (x,) = _as_inputs(module, tuple(shape))
         with torch.no_grad():
             out = module(x)
+        outs = out if isinstance(out, (tuple, list)) else (out,)  # a backbone's feature maps
         weights = sum(p.numel() * p.element_size() for p in module.parameters())
-        moved = x.numel() * x.element_size() + out.numel() * out.element_size() + weights
+        moved = sum(t.numel() * t.element_size() for t in (x, *outs)) + weights
         macs = count_flops(module, (x,), by_module=False).gflops * 1e9
         rows.append(dict(name=name, gmacs=macs / 1e9, intensity=macs / moved))
 
