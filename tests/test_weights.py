@@ -264,3 +264,23 @@ def test_weights_module_knows_no_model():
         "tam_original_key",
     ):
         assert not hasattr(w, name), name
+
+
+def test_load_backbone_is_strict_and_takes_bare_or_prefixed_keys():
+    """CSN's IG-65M pre-training is a backbone-only file: its keys fill model.backbone exactly (with or
+    without a 'backbone.' prefix); an extra classifier key or a missing key is an error naming it."""
+    from vidlib.weights import load_backbone
+
+    torch.manual_seed(0)
+    src = vidlib.create_model("ircsn_tiny", num_classes=5)
+    bare = src.backbone.state_dict()
+    for sd in (bare, {f"backbone.{k}": v for k, v in bare.items()}, {"state_dict": bare}):
+        torch.manual_seed(1)
+        dst = vidlib.create_model("ircsn_tiny", num_classes=5, backbone_init=sd)
+        assert all(torch.equal(v, dst.backbone.state_dict()[k]) for k, v in bare.items())
+        assert not torch.equal(dst.cls_head.fc_cls.weight, src.cls_head.fc_cls.weight)  # head: its own init
+    with pytest.raises(CheckpointError, match="fc.weight"):
+        load_backbone(vidlib.create_model("ircsn_tiny"), {**bare, "fc.weight": torch.zeros(3, 128)})
+    missing = {k: v for k, v in bare.items() if k != "layer1.0.conv2.0.conv.weight"}
+    with pytest.raises(CheckpointError, match=r"layer1\.0\.conv2\.0\.conv\.weight"):
+        load_backbone(vidlib.create_model("ircsn_tiny"), missing)

@@ -10,6 +10,7 @@ scheduler, RNG, resumable runs - is another matter and lives in ``vidlib/engine/
   ``model.mmaction2_key_map(key) -> key | None``, where ``None`` drops the key and reports it).
 - :func:`torchvision_to_mmaction2`, :func:`init_from_torchvision`: ImageNet initialisation of a 2D
   ResNet backbone from a torchvision file.
+- :func:`load_backbone`: a backbone-only checkpoint in mmaction2's layout (CSN's IG-65M pre-training).
 - :func:`source_name`: how a checkpoint is named in error messages.
 
 This module knows no model: paper-specific loaders sit next to their model (``load_tam_original`` in
@@ -34,6 +35,7 @@ __all__ = [
     "CheckpointError",
     "source_name",
     "load_state_dict_strict",
+    "load_backbone",
     "read_checkpoint",
     "rename_keys",
     "load_renamed",
@@ -181,6 +183,22 @@ def load_mmaction2(model: nn.Module, checkpoint) -> list[str]:
         _warn_dropped(dropped, source)
     load_state_dict_strict(model, sd, source=source)
     return dropped
+
+
+def load_backbone(model: nn.Module, checkpoint, prefix: str = "backbone.") -> nn.Module:
+    """Load a backbone-only checkpoint into ``model.backbone``, strictly.
+
+    The keys are the backbone's own (``conv1.conv.weight``, ``layer1.0.conv2.0.conv.weight`` ...), as
+    mmaction2 writes a backbone's ``pretrained`` file; a leading ``prefix`` (a whole model's
+    ``backbone.``) is removed where present. Every backbone key must be filled and every key must be
+    one: a classifier or any other extra key raises :class:`CheckpointError` naming it (mmaction2
+    loads these files with ``strict=False``, which would skip such keys silently).
+    """
+    source = source_name(checkpoint)
+    sd = read_checkpoint(checkpoint, "state_dict", "model")
+    sd = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    load_state_dict_strict(model.backbone, sd, source=source)
+    return model
 
 
 # ------------------------------------------------------------------------------------- torchvision

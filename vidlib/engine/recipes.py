@@ -395,6 +395,7 @@ RECIPES["tpn_tsm_r50_sthv1"] = dict(
 )
 
 _CSN_URL = "https://download.openmmlab.com/mmaction/recognition/csn/"
+_CSN_INIT = " (the backbone; vidlib: model kwarg backbone_init=<file>)"
 _CSN = dict(
     description="ir-CSN-152, IG-65M pretrained, Kinetics-400 fine-tuning, 32x2x1, 58 epochs",
     source="[MM] recognition/csn/ircsn_ig65m-pretrained-r152_8xb12-32x2x1-58e_kinetics400-rgb.py "
@@ -402,7 +403,7 @@ _CSN = dict(
     published="ircsn_r152_ig65m_k400",
     model="ircsn_r152",
     model_kwargs=dict(num_classes=400, num_frames=32, dropout=0.5, norm_eval=True, bn_frozen=True),
-    pretrained=_CSN_URL + "ircsn_from_scratch_r152_ig65m_20200807-771c4135.pth (backbone)",
+    pretrained=_CSN_URL + "ircsn_from_scratch_r152_ig65m_20200807-771c4135.pth" + _CSN_INIT,
     data=dict(
         dataset="Kinetics-400 videos (Decord)",
         sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=1),
@@ -438,7 +439,7 @@ RECIPES["ircsn_r50_ig65m_k400"] = dict(
     source="[MM] recognition/csn/ircsn_ig65m-pretrained-r50-bnfrozen_8xb12-32x2x1-58e_kinetics400-rgb.py",
     published="ircsn_r50_ig65m_bnfrozen_k400",
     model="ircsn_r50",
-    pretrained=_CSN_URL + "ircsn_from_scratch_r50_ig65m_20210617-ce545a37.pth (backbone)",
+    pretrained=_CSN_URL + "ircsn_from_scratch_r50_ig65m_20210617-ce545a37.pth" + _CSN_INIT,
 )
 RECIPES["ipcsn_r152_ig65m_k400"] = dict(
     copy.deepcopy(_CSN),
@@ -446,7 +447,7 @@ RECIPES["ipcsn_r152_ig65m_k400"] = dict(
     source="[MM] recognition/csn/ipcsn_ig65m-pretrained-r152-bnfrozen_32x2x1-58e_kinetics400-rgb.py",
     published="ipcsn_r152_ig65m_bnfrozen_k400",
     model="ipcsn_r152",
-    pretrained=_CSN_URL + "ipcsn_from_scratch_r152_ig65m_20210617-c4b99d38.pth (backbone)",
+    pretrained=_CSN_URL + "ipcsn_from_scratch_r152_ig65m_20210617-c4b99d38.pth" + _CSN_INIT,
 )
 
 _STAM_NOTES = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..weights import load_backbone
 from ._registry import dataset_protocol, make_cfg, register_model, with_cfg
 from .common import ClsHead
 from .resnet3d import (
@@ -274,12 +275,23 @@ def _csn_cfg(model: str, num_frames: int, pretrain: str) -> dict:
 
 
 def _csn(
-    name: str, cfg: dict, *, num_classes: int, dropout: float, **kw
+    name: str,
+    cfg: dict,
+    *,
+    num_classes: int,
+    dropout: float,
+    backbone_init=None,
+    **kw,
 ) -> Recognizer3D:
+    """``backbone_init``: a backbone checkpoint (mmaction2 layout, e.g. the IG-65M
+    pre-training the recipes name), loaded strictly
+    (:func:`vidlib.weights.load_backbone`)."""
     backbone = ResNet3dCSN(**kw)
     model = Recognizer3D(
         backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name
     )
+    if backbone_init is not None:
+        load_backbone(model, backbone_init)
     return with_cfg(model, cfg)
 
 
