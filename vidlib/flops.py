@@ -253,13 +253,15 @@ def compute_rates(
 ) -> list[dict]:
     """How fast each module turns its multiply-adds into results on this machine.
 
-    ``modules`` maps a name to ``(module, input shape)``. Each module runs in eval mode under
-    ``torch.no_grad`` on a seeded random input of its parameters' dtype, all of them timed interleaved
-    (:func:`vidlib.utils.time_interleaved`: best of ``repeats``). One row per module: ``gmacs``
-    (:func:`count_flops`, fvcore style), ``ms`` (best wall time), ``gmacs_per_s`` and the
-    ``intensity``, MACs per byte that must at least cross the memory bus: the input, the output and the
-    weights once each. A dense 3x3x3 convolution with C input channels does 27 C MACs per input
-    element; a depthwise one does 27, so at equal MACs it moves about C times as many bytes.
+    ``modules`` maps a name to ``(module, input shape)``. Each module runs in eval
+    mode under ``torch.no_grad`` on a seeded random input of its parameters' dtype,
+    all of them timed interleaved (:func:`vidlib.utils.time_interleaved`: best of
+    ``repeats``). One row per module: ``gmacs`` (:func:`count_flops`, fvcore style),
+    ``ms`` (best wall time), ``gmacs_per_s`` and the ``intensity``: multiply-adds per
+    byte that must at least cross the memory bus (input, output and weights, once
+    each). A dense 3x3x3 convolution with C input channels does 27 C multiply-adds
+    per input value; a depthwise one does 27, so it moves about C times as many bytes
+    per multiply-add.
     """
     from .utils import time_interleaved
 
@@ -269,7 +271,7 @@ def compute_rates(
         (x,) = _as_inputs(module, tuple(shape))
         with torch.no_grad():
             out = module(x)
-        outs = out if isinstance(out, (tuple, list)) else (out,)  # a backbone's feature maps
+        outs = out if isinstance(out, (tuple, list)) else (out,)  # a backbone's maps
         weights = sum(p.numel() * p.element_size() for p in module.parameters())
         moved = sum(t.numel() * t.element_size() for t in (x, *outs)) + weights
         macs = count_flops(module, (x,), by_module=False).gflops * 1e9

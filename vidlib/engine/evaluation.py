@@ -201,18 +201,20 @@ def evaluate_recipe(
     batch_size: int = 16,
     device=None,
 ) -> dict:
-    """Evaluate ``model`` on one split of a dataset folder, the videos prepared as ``recipe`` prepares them
-    for validation (its data overrides on the model's cfg; one view, centre crop, no augmentation).
+    """Evaluate ``model`` on one split of a dataset folder, the videos prepared as
+    ``recipe`` prepares them for validation (its data overrides on the model's cfg; one
+    view, centre crop, no augmentation).
 
-    ``split="train"`` measures how well a trained model fits its own training videos, without the random
-    crops and flips it was trained on. ``sampling``: another sampler spec (default: the recipe's, else the
-    model's). ``device``: default, the model's. Returns :func:`evaluate`'s report.
+    ``split="train"`` measures how well a trained model fits its own training videos,
+    without the random crops and flips it was trained on. ``sampling``: another sampler
+    spec (default: the recipe's, else the model's). ``device``: default, the model's.
+    Returns :func:`evaluate`'s report.
     """
     over, files = recipe_data(recipe)
     kw = dict(over, **files, frame_cache=frame_cache)
     if sampling is not None:
         kw["sampling"] = sampling
-    if device is None:  # where the model is (a run trained in a worker comes back on the CPU)
+    if device is None:  # where the model is (a worker's run comes back on the CPU)
         device = next(model.parameters()).device
     return evaluate(
         model,
