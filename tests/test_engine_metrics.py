@@ -184,8 +184,8 @@ def test_chapter_figures_return_figures():
     net = vidlib.create_model("ipcsn_tiny", num_classes=3)
     profiles = csn.temporal_profiles(net)
     fig = figures.csn_change_share(profiles, profiles)
-    assert (
-        len(fig.axes[0].collections) == 2 * 4 and len(fig.axes[0].lines) == 2 * 4 + 1
-    )  # dots, means, chance
+    ax = fig.axes[0]
+    assert len(ax.collections) == 2 * 4 and len(ax.lines) == 2 * 4 + 1  # dots, means, chance
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["res2\n(layer1)", "res3\n(layer2)"]
     with pytest.raises(ValueError, match="other convolutions"):
         figures.csn_change_share(profiles, dict(list(profiles.items())[:2]))

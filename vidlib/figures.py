@@ -376,6 +376,13 @@ def csn_channel_graph(channels: int = 4):
     return fig
 
 
+def _stage_label(name: str) -> str:
+    """``"backbone.layer2.0.conv2.0.conv"`` -> ``"res3 (layer2)"``: paper stage name, then the code's."""
+    parts = name.split(".")
+    layer = next((p for p in parts if p.startswith("layer") and p[5:].isdigit()), None)
+    return f"res{int(layer[5:]) + 1}\n({layer})" if layer else name
+
+
 def csn_change_share(before: dict, after: dict, *, labels=("at initialisation", "trained")):
     """What the depthwise filters of a CSN do in time: each filter's
     :func:`~vidlib.models.csn.change_share` (0: it averages neighbouring frames; 1: it responds
@@ -402,10 +409,10 @@ def csn_change_share(before: dict, after: dict, *, labels=("at initialisation", 
             ax.plot([i + dx - 0.14, i + dx + 0.14], [share.mean()] * 2, color="black", lw=2)
     kt = next(iter(after.values())).shape[1]
     ax.axhline((kt - 1) / kt, color="#999999", lw=0.8, ls=":")
-    ax.set_xticks(range(len(after)), [n.split(".")[1] if n.count(".") > 1 else n for n in after])
+    ax.set_xticks(range(len(after)), [_stage_label(n) for n in after])
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("change share of a filter")
     ax.set_title("depthwise filters in time: 0 = average frames, 1 = respond to change", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
