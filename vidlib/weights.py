@@ -191,8 +191,9 @@ def load_backbone(model: nn.Module, checkpoint, prefix: str = "backbone.") -> nn
     The keys are the backbone's own (``conv1.conv.weight``, ``layer1.0.conv2.0.conv.weight`` ...), as
     mmaction2 writes a backbone's ``pretrained`` file; a leading ``prefix`` (a whole model's
     ``backbone.``) is removed where present. Every backbone key must be filled and every key must be
-    one: a classifier or any other extra key raises :class:`CheckpointError` naming it (mmaction2
-    loads these files with ``strict=False``, which would skip such keys silently).
+    one: a classifier or any other extra key raises :class:`CheckpointError` naming it. (mmaction2's
+    backbone loads these files non-strictly, so such keys would be skipped there without a word; this
+    loader is strict, like every loader here.)
     """
     source = source_name(checkpoint)
     sd = read_checkpoint(checkpoint, "state_dict", "model")
