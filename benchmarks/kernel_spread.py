@@ -26,6 +26,11 @@ chapter reads (``results/<chapter>_kernels.json``). A model may carry keyword ar
         tpn_slowonly_tiny tpn_slowonly_tiny:aux_loss_weight=None --speeds 0.5 0.75 1 1.5 2
     python benchmarks/kernel_spread.py --chapter csn --recipe synthetic_tiny_3d --models r3d_tiny \\
         ipcsn_tiny ircsn_tiny --train-eval
+    python benchmarks/kernel_spread.py --chapter stam --recipe synthetic_stam_tiny --models stam_tiny \\
+        stam_mean_tiny --frame-pretraining
+
+``--frame-pretraining`` first pre-trains the tiny STAM's frame encoder in each setting, as the STAM
+chapter does (``vidlib.engine.pretrain_to_file``), and starts every run from it (``vit_init=``).
 
 Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
 """
@@ -98,6 +103,14 @@ def run_grid(args) -> dict:
         device="cpu",
     )
     specs = [parse_model(m) for m in args.models]
+    pretraining = None
+    if args.frame_pretraining:  # the STAM chapter's encoder, pre-trained under this setting's kernels
+        from vidlib.engine import pretrain_to_file
+
+        encoder = Path(args.work_dir) / "frame_encoder.pth"
+        pre = pretrain_to_file(encoder, specs[0][1])
+        pretraining = dict(history=pre.history, minutes=pre.minutes, config=pre.config)
+        specs = [(label, name, dict(kw, vit_init=str(encoder))) for label, name, kw in specs]
     runs = [
         replace(base, model=name, model_kwargs=kw, seed=s, work_dir=f"{args.work_dir}/{safe(label)}_s{s}")
         for label, name, kw in specs
@@ -128,6 +141,7 @@ def run_grid(args) -> dict:
         out[f"{label}/{r['seed']}"] = dict(m, model=label, seed=r["seed"])
     return dict(
         runs=out,
+        frame_pretraining=pretraining,
         minutes=(time.time() - t0) / 60,
         parallel=summaries[0]["parallel"],
         environment=environment(args.data),
@@ -162,6 +176,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="also evaluate every run on its training split, as the recipe validates (train_top1)",
     )
+    ap.add_argument(
+        "--frame-pretraining",
+        action="store_true",
+        help="pre-train the STAM frame encoder first, as the STAM chapter does; every run starts from it",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one setting, write JSON here
     ap.add_argument(
         "--processes",
@@ -184,6 +203,7 @@ def main(argv=None) -> None:
         data=args.data,
         speeds=args.speeds,
         train_eval=args.train_eval,
+        frame_pretraining=args.frame_pretraining,
         settings=result.get("settings", {}),
     )
     reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
@@ -234,6 +254,7 @@ def main(argv=None) -> None:
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         cmd += ["--speeds", *map(str, args.speeds)] if args.speeds else []
         cmd += ["--train-eval"] if args.train_eval else []
+        cmd += ["--frame-pretraining"] if args.frame_pretraining else []
         processes = processes or args.processes  # one-thread processes unless the setting says otherwise
         cmd += ["--processes", str(processes)] if processes else []
         print(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'native kernels'} ...", flush=True)

@@ -56,8 +56,8 @@ MODELS = [
     # STAM (H5): the single 224x224 view behind the published 135/270 G, and the tiny CPU variants
     ("stam_8", {}, (1, 3, 8, 224, 224)),
     ("stam_16", {}, (1, 3, 16, 224, 224)),
-    ("stam_tiny", {}, (8, 3, 8, 112, 112)),
-    ("stam_mean_tiny", {}, (8, 3, 8, 112, 112)),
+    ("stam_tiny", {}, (8, 3, 8, 32, 32)),
+    ("stam_mean_tiny", {}, (8, 3, 8, 32, 32)),
 ]
 
 

@@ -189,3 +189,25 @@ def test_chapter_figures_return_figures():
     assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["res2\n(layer1)", "res3\n(layer2)"]
     with pytest.raises(ValueError, match="other convolutions"):
         figures.csn_change_share(profiles, dict(list(profiles.items())[:2]))
+
+
+def test_stam_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import vidlib
+    from vidlib import figures
+    from vidlib.models.stam import temporal_attention
+
+    fig = figures.stam_overview(num_frames=16)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "frame 16" in texts and "frame 6" not in texts and "T = 16" in fig.axes[0].get_title()
+    torch.manual_seed(0)
+    net = vidlib.create_model("stam_tiny", num_classes=3, num_frames=4).eval()
+    clip = torch.rand(3, 4, 32, 32)
+    attn = temporal_attention(net, torch.stack([clip, clip.flip(1)]))
+    fig = figures.stam_attention(attn[:, 0], attn[:, 1], clip=clip)
+    heat = [ax.images[0].get_array() for ax in fig.axes if ax.images and ax.images[0].get_array().ndim == 2]
+    assert len(heat) == 2 and heat[0].shape == (2, 4)  # layers x frames, clip and reversed clip
+    np.testing.assert_allclose(heat[0], attn[:, 0, :, 0, 1:].mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(heat[1], attn[:, 1, :, 0, 1:].mean(1).numpy()[:, ::-1], rtol=1e-6)

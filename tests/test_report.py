@@ -251,3 +251,19 @@ def test_chapter_mode(monkeypatch):
     monkeypatch.setenv("VIDLIB_QUICK", "0")
     m = report.chapter_mode()
     assert (m.name, m.data_root, m.pick(quick=1, default=2)) == ("default", "data/synthetic", 2)
+
+
+def test_comparison_rows_agree_with_the_entries_they_name():
+    """A comparison table's rows for the book's own models repeat their entries' numbers exactly."""
+    for name, table in report.published(section="comparisons").items():
+        assert table["source"]["tag"] in report.published(section="sources"), name
+        for row in table["rows"]:
+            assert set(table["columns"]) <= set(row), (name, row)
+            if "entry" not in row:
+                continue
+            e = report.published(row["entry"])
+            assert row["top1"] == e["top1"], row
+            assert row["gflops"] == e["flops"]["value"], row
+            assert row["frames"] == e["num_frames"], row
+            assert row["views"] == e["test_protocol"]["as_configured"]["views"], row
+            assert row["videos_per_s"] == (e.get("runtime") or {}).get("videos_per_s"), row

@@ -19,6 +19,9 @@ __all__ = [
     "tpn_neck",
     "speed_curves",
     "csn_channel_graph",
+    "csn_change_share",
+    "stam_overview",
+    "stam_attention",
 ]
 
 
@@ -414,5 +417,89 @@ def csn_change_share(before: dict, after: dict, *, labels=("at initialisation", 
     ax.set_ylabel("change share of a filter")
     ax.set_title("depthwise filters in time: 0 = average frames, 1 = respond to change", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stam_overview(num_frames: int = 8):
+    """STAM's two stages: a ViT on every frame (its CLS token after the final LayerNorm), then a temporal
+    transformer over the T frame tokens and a video CLS token, which the head classifies."""
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    t_show = min(num_frames, 6)
+    xs = np.linspace(0.6, 6.4, t_show)
+    for i, x in enumerate(xs):
+        last = i == t_show - 1 and t_show < num_frames
+        label = f"frame {num_frames}" if last else f"frame {i + 1}"
+        ax.add_patch(plt.Rectangle((x - 0.4, 0.2), 0.8, 0.6, facecolor="#dde6f0", edgecolor="black", lw=0.8))
+        ax.text(x, 0.5, label, ha="center", va="center", fontsize=7)
+        ax.add_patch(plt.Rectangle((x - 0.4, 1.15), 0.8, 0.7, facecolor="#f6d7b0", edgecolor="black", lw=0.8))
+        ax.text(x, 1.5, "ViT\n(shared)", ha="center", va="center", fontsize=7)
+        ax.annotate("", (x, 1.15), (x, 0.8), arrowprops=dict(arrowstyle="->", lw=0.8))
+        ax.add_patch(
+            plt.Rectangle((x - 0.25, 2.25), 0.5, 0.35, facecolor="#c9e4c5", edgecolor="black", lw=0.8)
+        )
+        ax.text(x, 2.42, f"$z_{{{num_frames if last else i + 1}}}$", ha="center", va="center", fontsize=8)
+        ax.annotate("", (x, 2.25), (x, 1.85), arrowprops=dict(arrowstyle="->", lw=0.8))
+    if t_show < num_frames:
+        ax.text((xs[-2] + xs[-1]) / 2, 0.5, "...", ha="center", va="center", fontsize=12)
+    ax.add_patch(plt.Rectangle((-0.35, 2.25), 0.5, 0.35, facecolor="#f4cccc", edgecolor="black", lw=0.8))
+    ax.text(-0.1, 2.42, "$c$", ha="center", va="center", fontsize=8)
+    ax.add_patch(plt.Rectangle((-0.5, 2.95), 7.4, 0.75, facecolor="#e8e0f0", edgecolor="black", lw=0.8))
+    ax.text(
+        3.2,
+        3.32,
+        "+ temporal position embedding;  temporal transformer: global attention over "
+        "the T+1 tokens (post-norm layers)",
+        ha="center",
+        va="center",
+        fontsize=8,
+    )
+    for x in [-0.1, *xs]:
+        ax.annotate("", (x, 2.95), (x, 2.6), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.add_patch(plt.Rectangle((7.5, 2.95), 1.3, 0.75, facecolor="#fff2cc", edgecolor="black", lw=0.8))
+    ax.text(8.15, 3.32, "LayerNorm,\nhead", ha="center", va="center", fontsize=8)
+    ax.annotate("", (7.5, 3.32), (6.9, 3.32), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.text(8.15, 2.55, "video CLS\n-> logits", ha="center", va="center", fontsize=7)
+    ax.text(-0.1, 1.9, "video\nCLS", ha="center", va="center", fontsize=7)
+    ax.set_xlim(-0.8, 9.0), ax.set_ylim(0, 3.9), ax.axis("off")
+    ax.set_title(f"STAM on a clip of T = {num_frames} frames (one view)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def stam_attention(attn_fwd, attn_rev, *, clip=None, title: str = "temporal attention of the video CLS"):
+    """What STAM's video CLS token attends to in every temporal layer, for a clip and for the same clip
+    played backwards.
+
+    Args:
+        attn_fwd, attn_rev: ``[layers, heads, T+1, T+1]`` weights of one clip and of its reversal
+            (:func:`~vidlib.models.stam.temporal_attention` for one video); row 0 / column 0 is the CLS.
+        clip: optional ``[3, T, H, W]`` frames of the forward clip, shown above (min-max scaled).
+    The reversed clip's weights are drawn in the forward clip's frame order (column t is the same
+    frame in both panels), so a model blind to order draws the same picture twice.
+    """
+    fwd = np.asarray(attn_fwd)[:, :, 0, 1:].mean(1)  # [layers, T]: CLS row, mean over heads
+    rev = np.asarray(attn_rev)[:, :, 0, 1:].mean(1)[:, ::-1]
+    layers, t = fwd.shape
+    rows = 3 if clip is not None else 2
+    fig = plt.figure(figsize=(max(6.5, 0.75 * t + 2), 1.3 * rows + 1.6 + 0.25 * layers))
+    grid = fig.add_gridspec(rows, t, height_ratios=([0.8] if clip is not None else []) + [1, 1])
+    if clip is not None:
+        frames = np.asarray(clip).transpose(1, 2, 3, 0)  # [T, H, W, 3]
+        frames = (frames - frames.min()) / max(float(frames.max() - frames.min()), 1e-8)
+        for i in range(t):
+            ax = fig.add_subplot(grid[0, i])
+            ax.imshow(frames[i]), ax.axis("off"), ax.set_title(f"t={i + 1}", fontsize=8)
+    vmax = float(max(fwd.max(), rev.max()))
+    for r, (data, label) in enumerate(
+        ((fwd, "clip"), (rev, "reversed clip, drawn in the clip's frame order"))
+    ):
+        ax = fig.add_subplot(grid[rows - 2 + r, :])
+        im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_xticks(range(t), [str(i + 1) for i in range(t)])
+        ax.set_yticks(range(layers), [f"layer {i + 1}" for i in range(layers)])
+        ax.set(title=label, xlabel="frame t of the clip" if r == 1 else None)
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    fig.suptitle(title + " (mean over heads; the rest goes to the CLS itself)", fontsize=10)
     fig.tight_layout()
     return fig

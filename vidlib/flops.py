@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-__all__ = ["FlopCount", "count_flops", "compute_rates", "sdpa_flop_jit"]
+__all__ = ["FlopCount", "count_flops", "count_frame_model", "compute_rates", "sdpa_flop_jit"]
 
 _FAMILIES = {
     "conv": {"conv"},
@@ -287,3 +287,38 @@ def compute_rates(
         row["ms"] = 1e3 * best[row["name"]]
         row["gmacs_per_s"] = row["gmacs"] / best[row["name"]]
     return rows
+
+
+class _Frames(nn.Module):
+    """One frame through a frame-wise model's spatial network: ``forward_frames``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_frames(x)
+
+
+def count_frame_model(model: nn.Module, *, ops=None, embed_dim=None) -> dict:
+    """The MACs of a model that encodes every frame on its own (STAM:
+    ``forward_frames``), then aggregates the frame embeddings (``aggregate``) and
+    classifies (``head``), as ``T x one frame + the aggregation and head``, in GMACs.
+
+    The per-frame network runs once, on one ``[1, 3, img_size, img_size]`` frame, so
+    a 64-frame model costs no more to count than an 8-frame one; the sum equals
+    :func:`count_flops` of the whole model on one ``[1, 3, T, H, W]`` view (tested).
+    ``ops``: as :func:`count_flops`. Returns ``dict(frames=T, frame=..., temporal=...,
+    total=...)``.
+    """
+    size, t = model.img_size, model.num_frames
+    dim = embed_dim or model.head.in_features
+    frame = count_flops(_Frames(model), (1, 3, size, size), ops=ops, by_module=False)
+    rest = nn.Sequential(model.aggregate, model.head)  # [1, T, D] -> logits
+    temporal = count_flops(rest, (1, t, dim), ops=ops, by_module=False)
+    return dict(
+        frames=t,
+        frame=frame.gflops,
+        temporal=temporal.gflops,
+        total=t * frame.gflops + temporal.gflops,
+    )

@@ -271,7 +271,7 @@ class STAMSampleFrames:
         return int(np.floor(total_frames * (self.T / self.window_seconds) / float(fps)))
 
     def is_short(self, total_frames: int, fps: float) -> bool:
-        """True when torchvision (hence STAM's evaluation) would have dropped this video."""
+        """True when torchvision (so STAM's evaluation) would have dropped the video."""
         return self.resampled_length(total_frames, fps) < self.T
 
     def __call__(

@@ -54,6 +54,8 @@ __all__ = [
     "MULTIPHASE_GROUPS",
     "FLIP_LABEL_MAP",
     "render_clip",
+    "STATE_NAMES",
+    "render_frames",
     "generate",
     "ensure",
     "content_hash",
@@ -299,10 +301,20 @@ def _program(cid: str, rng, L: int, S: int) -> list[dict]:
     return [o]
 
 
+#: What :func:`render_clip` reports of the main object in every frame (``return_states=True``): its
+#: centre where it appears in the frame (camera jitter included) and its radius, as fractions of the frame
+#: size, its opacity, the sine and cosine of its rotation, and the half-angle of its mouth (radians).
+STATE_NAMES = ("x", "y", "radius", "alpha", "sin_angle", "cos_angle", "mouth")
+
+
 def render_clip(
-    label: int, rng: np.random.Generator, size: int = 64, length: int | None = None
-) -> np.ndarray:
-    """Render one video of class ``label`` as uint8 ``[L, size, size, 3]`` (reversed classes reversed)."""
+    label: int, rng: np.random.Generator, size: int = 64, length: int | None = None, *, return_states=False
+):
+    """Render one video of class ``label`` as uint8 ``[L, size, size, 3]`` (reversed classes reversed).
+
+    With ``return_states=True``, also the main object's :data:`STATE_NAMES` in every frame, float32
+    ``[L, 7]`` in the frames' order (the frames are the same either way).
+    """
     L = int(length or rng.integers(LENGTH_RANGE[0], LENGTH_RANGE[1] + 1))
     source = _REVERSED_OF.get(label, label)
     objects = _program(CLASS_IDS[source], rng, L, size)
@@ -323,7 +335,34 @@ def render_clip(
         _paint(canvas, X, Y, o)
     frames = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)  # [L, S, S, 3]
     reverse = label in _REVERSED_OF or (label in _TIME_SYMMETRIC and rng.uniform() < 0.5)
-    return np.ascontiguousarray(frames[::-1]) if reverse else frames
+    frames = np.ascontiguousarray(frames[::-1]) if reverse else frames
+    if not return_states:
+        return frames
+    o = objects[0]
+    states = np.stack(  # [L, 7]: where and how the main object appears in each frame
+        [(o["x"] - jitter[:, 0]) / size, (o["y"] - jitter[:, 1]) / size, o["radius"] / size, o["alpha"],
+         np.sin(o["angle"]), np.cos(o["angle"]), o["mouth"]], axis=1).astype(np.float32)  # fmt: skip
+    return frames, np.ascontiguousarray(states[::-1]) if reverse else states
+
+
+def render_frames(num_clips: int, *, seed: int = 0, size: int = 64, frames_per_clip: int = 8):
+    """Single frames of Something-Synthetic's world with the state of their main object: an image
+    dataset for pre-training a frame encoder (the analogue of an image-pretrained backbone).
+
+    Clip ``i`` is of class ``i % 24``, drawn from ``default_rng([seed, 2, label, i])`` (the train and
+    val splits use 0 and 1 in that place, so these clips are not the benchmark's videos);
+    ``frames_per_clip`` frames evenly spaced over it are kept.
+
+    Returns ``(frames uint8 [N, size, size, 3], states float32 [N, 7] (STATE_NAMES), labels [N])``
+    with ``N = num_clips * frames_per_clip``.
+    """
+    frames, states, labels = [], [], []
+    for i in range(num_clips):
+        label = i % len(_CLASSES)
+        clip, st = render_clip(label, np.random.default_rng([seed, 2, label, i]), size, return_states=True)
+        keep = np.linspace(0, len(clip) - 1, frames_per_clip).round().astype(int)
+        frames.append(clip[keep]), states.append(st[keep]), labels.append(np.full(len(keep), label))
+    return np.concatenate(frames), np.concatenate(states), np.concatenate(labels)
 
 
 # ---------------------------------------------------------------------------------------- generation

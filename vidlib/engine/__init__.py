@@ -24,6 +24,7 @@ from .metrics import (
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, scale_lr
 from .parallel import train_many
 from .plots import plot_confusion, plot_confusions, plot_curves, plot_seed_curves
+from .pretrain import FramePretrainConfig, FramePretraining, pretrain_frame_encoder, pretrain_to_file
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
 from .tempo import evaluate_speeds, speed_sampling, tempo_metrics
 from .training import NonFiniteLossError, RunSummary, Trainer, plan_epochs, train
@@ -34,6 +35,10 @@ __all__ = [
     "Trainer",
     "train",
     "train_many",
+    "pretrain_frame_encoder",
+    "pretrain_to_file",
+    "FramePretraining",
+    "FramePretrainConfig",
     "plan_epochs",
     "evaluate",
     "evaluate_recipe",

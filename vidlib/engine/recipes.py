@@ -625,15 +625,32 @@ RECIPES["synthetic_tiny_3d"] = dict(
 )
 RECIPES["synthetic_stam_tiny"] = dict(
     copy.deepcopy(_SYNTH_SGD),
-    description="Tiny STAM (stam_tiny, stam_mean_tiny) on Something-Synthetic, CPU minutes",
+    description="Tiny STAM (stam_tiny, stam_mean_tiny) on Something-Synthetic at 32 px: a frame encoder "
+    "pre-trained on rendered frames and frozen, the temporal part trained; CPU minutes",
     model="stam_tiny",
-    model_kwargs=dict(img_size=64),
-    data=dict(copy.deepcopy(_SYNTH_DATA), sampling=_seg(8), test_sampling=_seg(8)),
-    optimizer=dict(name="adamw", lr=1e-3, weight_decay=0.05, param_groups="no_decay_1d"),
+    model_kwargs=dict(num_frames=4, freeze_spatial=True),
+    pretrained="a frame encoder pre-trained on single rendered frames (vidlib.engine.pretrain_frame_encoder "
+    "on vidlib.data.synthetic.render_frames; the STAM chapter's; model kwarg vit_init=<file>)",
+    data=dict(copy.deepcopy(_SYNTH_32), sampling=_seg(4), test_sampling=_seg(4)),
+    epochs=12,
+    optimizer=dict(name="adamw", lr=2e-3, weight_decay=0.05, param_groups="no_decay_1d"),
     clip_grad=1.0,
-    notes="AdamW as for STAM, with a higher lr for a small from-scratch transformer; "
-    "64 px frames (4x4 patches). The videos are 2-8 s long, so STAM's 10-second window is replaced by "
-    "TSN segment sampling.",
+    notes="Calibrated for the STAM chapter (2 CPU cores, seed 0, validation top-1 / reversal-pair accuracy; "
+    "chance 4% / 50%). From scratch nothing worked within the budget: a patch-16 ViT at 64 px and a patch-8 "
+    "ViT at 32 px (D 96, depth 4, the official init std 0.02) stayed at chance for 6 epochs; a conv stem "
+    "(Xiao et al. 2021) made them learn appearance (mean aggregation 9% after 4 epochs; the temporal "
+    "transformer collapsed at lr 2e-3 and reached 11% / 52% at 1e-3 and 19% / 50% at 5e-4 after 6 epochs, "
+    "T = 8); patch 4 (64 tokens) cost 70 s an epoch; D 64, depth 2, T = 4, lr 5e-4, 12 epochs: 22% / 53% "
+    "(mean: 19% / 52%); the init std scaled to the width (0.069): 23% / 50% after 6 epochs. A frame encoder "
+    "pre-trained to regress the object's state in single rendered frames (x, y, radius, opacity: held-out "
+    "R^2 0.8-0.87) carries the order: a linear probe on the 4 concatenated frame embeddings separates "
+    "left/right, down/up, approach/recede and appear/disappear at 99.5% (their mean: 43%). Fine-tuned end "
+    "to end it still learned no order in 6-12 epochs (25-30% / 50-54%, lr 5e-4 or 2e-3). Frozen, with the "
+    "temporal part trained at lr 2e-3: 33% / 49% after 4 epochs with the official init std 0.02, which "
+    "keeps a D-64 temporal transformer nearly silent (on fixed frame embeddings: 50% pair accuracy after "
+    "6 epochs, 98% with PyTorch's default init); with the width-scaled std: 53% / 74% after 12 epochs and "
+    "60% / 85% after 20 (T = 4). 12 epochs keep 2 models x 3 seeds and the frames sweep in the budget. "
+    "Frames resized 64 -> 32 px, TSN segments (the videos are 2-8 s, shorter than STAM's 10-s window).",
 )
 
 

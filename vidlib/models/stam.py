@@ -43,13 +43,14 @@ from ..weights import (
 )
 from ._registry import make_cfg, register_model, with_cfg
 from .common import check_clip
-from .vit import Block, PatchEmbed, init_spatial_from_vit, trunc_normal_
+from .vit import Block, ConvStem, PatchEmbed, init_spatial_from_vit, trunc_normal_
 
 __all__ = [
     "STAM",
     "TemporalAggregate",
     "MeanAggregate",
     "load_stam",
+    "temporal_attention",
     "stam_8",
     "stam_16",
     "stam_32",
@@ -139,6 +140,15 @@ class STAM(nn.Module):
             bias" commit).
         norm_eps: eps of every spatial LayerNorm (1e-5, ``nn.LayerNorm``'s default; timm
             uses 1e-6).
+        stem: ``"patch"`` (STAM's linear P x P patch projection) or ``"conv"`` (a
+            :class:`~vidlib.models.vit.ConvStem`, not in the paper; for tiny models
+            trained from scratch).
+        init_std: std of the truncated-normal init of tokens and Linear weights (0.02,
+            the official value, made for D = 768; a narrow model needs a wider init,
+            e.g. ``0.02 * (768 / D) ** 0.5``, or its temporal layers barely learn).
+        freeze_spatial: keep the spatial ViT as it is (no gradients, BatchNorm of a conv
+            stem in eval mode): only the aggregation and the head train (vidlib's, for a
+            pre-trained frame encoder).
         aggregate: ``"transformer"`` (STAM) or ``"mean"`` (the :class:`MeanAggregate`
             baseline).
         temporal_layers, temporal_heads, temporal_ff, temporal_dropout: see
@@ -161,6 +171,9 @@ class STAM(nn.Module):
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         norm_eps: float = 1e-5,
+        stem: str = "patch",
+        init_std: float = 0.02,
+        freeze_spatial: bool = False,
         aggregate: str = "transformer",
         temporal_layers: int = 6,
         temporal_heads: int = 8,
@@ -169,7 +182,10 @@ class STAM(nn.Module):
     ):
         super().__init__()
         self.num_frames, self.img_size = num_frames, img_size
-        self.patch_embed = PatchEmbed(img_size, patch_size, embed_dim)
+        if stem not in ("patch", "conv"):
+            raise ValueError(f"stem must be 'patch' or 'conv', got {stem!r}")
+        embed = PatchEmbed if stem == "patch" else ConvStem
+        self.patch_embed = embed(img_size, patch_size, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim)
@@ -195,20 +211,36 @@ class STAM(nn.Module):
                 f"aggregate must be 'transformer' or 'mean', got {aggregate!r}"
             )
         self.head = nn.Linear(embed_dim, num_classes)
-        self._init_weights()
+        self._init_weights(init_std)
+        self.freeze_spatial = freeze_spatial
+        for p in self.spatial_parameters() if freeze_spatial else ():
+            p.requires_grad_(False)
 
-    def _init_weights(self) -> None:
-        """As the official code: tokens and every Linear ~ trunc. normal(std 0.02),
-        biases 0, LayerNorm 1/0.
+    def spatial_parameters(self):
+        """The spatial ViT's parameters: patch embedding, tokens, blocks, final norm."""
+        yield from (self.cls_token, self.pos_embed)
+        for m in (self.patch_embed, self.blocks, self.norm):
+            yield from m.parameters()
+
+    def train(self, mode: bool = True) -> STAM:
+        super().train(mode)
+        if self.freeze_spatial:  # a frozen encoder computes as in eval (BatchNorm)
+            for m in (self.patch_embed, self.blocks, self.norm):
+                m.eval()
+        return self
+
+    def _init_weights(self, std: float) -> None:
+        """As the official code: tokens and every Linear ~ trunc. normal(std; official:
+        0.02), biases 0, LayerNorm 1/0.
 
         The patch conv and the temporal ``in_proj_weight`` (a bare Parameter) keep
         PyTorch's default init.
         """
         for p in (self.cls_token, self.pos_embed, *self._temporal_tokens()):
-            trunc_normal_(p)
+            trunc_normal_(p, std)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight)
+                trunc_normal_(m.weight, std)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
@@ -241,6 +273,34 @@ class STAM(nn.Module):
         frames = x.transpose(1, 2).reshape(B * T, C, H, W)
         feats = self.forward_frames(frames).view(B, T, -1)  # [B, T, D]
         return self.head(self.aggregate(feats))  # [B, num_classes]
+
+
+@torch.no_grad()
+def temporal_attention(model: STAM, x: torch.Tensor) -> torch.Tensor:
+    """The attention weights of every temporal layer of ``model`` on clips ``x``.
+
+    ``x``: ``[B, 3, T, H, W]`` as the model takes it. Returns ``[layers, B, heads, T+1,
+    T+1]``; index 0 of the last two axes is the video CLS token, 1..T the frames in
+    the clip's order, and row 0 is what the video CLS attends to. The layers run in
+    eval mode (no dropout), exactly as in :meth:`STAM.forward`.
+    """
+    agg = model.aggregate
+    if not isinstance(agg, TemporalAggregate):
+        raise TypeError(f"{type(agg).__name__} has no attention weights")
+    check_clip(x, "STAM", num_frames=model.num_frames, size=model.img_size)
+    was_training = model.training
+    model.eval()
+    B, C, T, H, W = x.shape
+    feats = model.forward_frames(x.transpose(1, 2).reshape(B * T, C, H, W))
+    # [T+1, B, D]: the video CLS + temporal position embedding, sequence-first
+    s = (torch.cat((agg.cls_token.expand(B, -1, -1), feats.view(B, T, -1)), dim=1)
+         + agg.pos_embed).transpose(0, 1)  # fmt: skip
+    maps = []
+    for layer in agg.transformer_enc.layers:  # post-norm: attention sees the input
+        maps.append(layer.self_attn(s, s, s, average_attn_weights=False)[1])
+        s = layer(s)  # [T+1, B, D]
+    model.train(was_training)
+    return torch.stack(maps)  # [layers, B, heads, T+1, T+1]
 
 
 # ------------------------------------------------------------------------------ loading
@@ -402,15 +462,17 @@ def stam_64(
     return _stam(64, num_classes, num_frames, vit_init, kw)
 
 
-_TINY = dict(
-    img_size=112,
-    patch_size=16,
-    embed_dim=192,
-    depth=4,
-    num_heads=3,
+_TINY = dict(  # calibrated in the STAM chapter (recipe synthetic_stam_tiny)
+    img_size=32,
+    patch_size=8,
+    stem="conv",
+    embed_dim=64,
+    depth=2,
+    num_heads=2,
     temporal_layers=2,
     temporal_heads=4,
-    temporal_ff=768,
+    temporal_ff=256,
+    init_std=0.02 * (768 / 64) ** 0.5,  # the official 0.02, scaled from D = 768 to 64
 )
 
 
@@ -430,8 +492,9 @@ def _tiny(
 def stam_tiny(
     *, num_classes: int = 400, num_frames: int | None = None, vit_init=None, **kw
 ) -> STAM:
-    """A small STAM for CPU experiments: ViT (D 192, depth 4, 3 heads, patch 16) at
-    112 px + 2 temporal layers."""
+    """A small STAM for CPU experiments: at 32 px, a conv stem to a 4 x 4 token grid,
+    a ViT of D 64, depth 2, 2 heads, and 2 temporal layers (4 heads, FF 256); the init
+    std scaled to the width. Any :class:`STAM` argument can be overridden."""
     return _tiny(num_classes, num_frames, "transformer", vit_init, kw)
 
 

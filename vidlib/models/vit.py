@@ -36,6 +36,7 @@ from ..weights import (
 __all__ = [
     "trunc_normal_",
     "PatchEmbed",
+    "ConvStem",
     "Attention",
     "Mlp",
     "Block",
@@ -67,6 +68,46 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)  # [N, D, h, w] -> [N, h*w, D]
+
+
+class ConvStem(nn.Module):
+    """Early convolutions instead of the P x P patch projection (Xiao et al., "Early
+    Convolutions Help Transformers See Better", arXiv 2106.14881): log2(P) 3x3 convs of
+    stride 2 with BatchNorm and ReLU, channels doubling up to ``embed_dim``, then a 1x1
+    conv to ``embed_dim``. The token grid is the patch embedding's: (H/P) x (W/P).
+
+    Not part of STAM; the book's tiny STAMs use it (``stem="conv"``) because a tiny ViT
+    with a linear patch projection learns too slowly from scratch on CPU budgets.
+    """
+
+    def __init__(self, img_size: int, patch_size: int, embed_dim: int):
+        super().__init__()
+        n = patch_size.bit_length() - 1  # stride-2 convs: P = 2**n
+        if patch_size < 2 or 2**n != patch_size or img_size % patch_size:
+            raise ValueError(
+                f"ConvStem needs a power-of-two patch_size >= 2 dividing img_size, "
+                f"got patch_size={patch_size}, img_size={img_size}"
+            )
+        if embed_dim % 2 ** (n - 1):
+            raise ValueError(
+                f"embed_dim {embed_dim} is not divisible by 2**{n - 1} (the first "
+                "conv's width is embed_dim / 2**(log2(P) - 1))"
+            )
+        self.num_patches = (img_size // patch_size) ** 2
+        widths = [3] + [embed_dim // 2 ** (n - 1 - i) for i in range(n)]
+        layers = []
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(embed_dim, embed_dim, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.stem(x))  # [N, D, H/P, W/P]
+        return x.flatten(2).transpose(1, 2)  # [N, (H/P)*(W/P), D]
 
 
 class Attention(nn.Module):
