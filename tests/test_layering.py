@@ -4,7 +4,7 @@ The modules are parsed with ``ast`` (nothing is imported); relative imports are 
 inside functions count as well (a lazy import is still a dependency). The layers, lowest first:
 
     utils < data < weights < models < vidlib (the package's __init__) < flops | golden < engine
-          < report | figures | __main__
+          < report | figures | __main__ < reproduction
 
 - ``utils``: helpers for everything; ``data``: videos to tensors (never models, engine or report);
 - ``weights``: model-agnostic checkpoint reading and strict loading (no model);
@@ -12,8 +12,10 @@ inside functions count as well (a lazy import is still a dependency). The layers
 - ``vidlib``: the package's public face (``create_model``, ``list_models``, utils);
 - ``flops`` and ``golden``: measuring models (peers: neither imports the other);
 - ``engine``: training, evaluation, recipes, CLI; never report;
-- ``report``, ``figures`` and ``__main__``: the top (the chapters' helpers and figures; the command line);
-  nothing imports them.
+- ``report``, ``figures`` and ``__main__``: the chapters' helpers and figures, and the command line;
+  nothing imports them but ``reproduction``;
+- ``reproduction``: the closing page's helpers (``book/report.md``, the README's results block), built on
+  ``report``; nothing imports it.
 
 A module may import modules of its own layer and of lower layers. Layers of the same rank (``|``) may
 not import each other.
@@ -41,6 +43,7 @@ LAYERS = [
     ("report", 7, ("vidlib.report",)),
     ("figures", 7, ("vidlib.figures",)),
     ("__main__", 7, ("vidlib.__main__",)),
+    ("reproduction", 8, ("vidlib.reproduction",)),
 ]
 
 
