@@ -46,3 +46,13 @@ def test_every_readme_command_runs(tmp_path):
         [sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_results_block_is_generated():
+    """README.md's results block is what ``tools/readme_results.py`` makes of the committed files."""
+    tool = README.parent / "tools" / "readme_results.py"
+    env = {**os.environ, "VIDLIB_DEVICE": "cpu", "VIDLIB_ROOT": str(README.parent)}
+    proc = subprocess.run(
+        [sys.executable, str(tool), "--check"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
