@@ -345,3 +345,21 @@ def test_a_skipped_training_video_is_recorded(env, tmp_path):
         model_kwargs=dict(num_frames=4),
     )
     assert s["unreadable"]["train"] == [str(data / "videos/train_1_2.mp4")] and s["num_unreadable"] == 1
+
+
+def test_key_value_flags_take_several_pairs_and_repeat():
+    """``--model-kw`` / ``--set`` take one or more KEY=VALUE each and may repeat (the chapters print
+    ``--model-kw dataset=sthv1 imagenet_init=...``); a bad pair still fails with exit status 2."""
+    from vidlib.engine.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(
+        ["test", "--checkpoint", "x.pth", "--data", "d", "--model", "tin_r50"]
+        + ["--model-kw", "dataset=sthv1", "num_frames=16", "--model-kw", "dropout=0.5"]
+    )
+    assert dict(a.model_kwargs) == {"dataset": "sthv1", "num_frames": 16, "dropout": 0.5}
+    t = parser.parse_args(["train", "--data", "d", "--set", "optimizer.lr=0.1", "epochs=2", "--set", "x=1"])
+    assert dict(t.overrides) == {"optimizer.lr": 0.1, "epochs": 2, "x": 1}
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args(["train", "--data", "d", "--model-kw", "dropout=0.5", "oops"])
+    assert err.value.code == 2

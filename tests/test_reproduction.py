@@ -284,9 +284,9 @@ def test_commands_parse_with_the_cli_and_build_the_entry_model():
         assert cfg["published"] == (rp.ENTRY_MODELS[key].same_as or key), key
 
 
-def test_the_stam_command_converts_the_official_layout(tmp_path, tiny_data, monkeypatch):
-    """The official STAM files wrap the state dict ({'model': ...}), which ``vidlib test`` does not read;
-    the command converts it first. Run on stam_tiny with the tiny data: the commands as generated."""
+def test_the_stam_command_reads_the_official_layout(tmp_path, tiny_data, monkeypatch):
+    """The official STAM files wrap the state dict ({'model': ...}, timm-style keys); ``vidlib test``
+    loads them with ``load_stam``. Run on stam_tiny with the tiny data: the command as generated."""
     import torch
 
     import vidlib
@@ -294,7 +294,7 @@ def test_the_stam_command_converts_the_official_layout(tmp_path, tiny_data, monk
 
     model = vidlib.create_model("stam_tiny", num_classes=3)
     torch.save({"model": model.state_dict()}, tmp_path / "official.pth")
-    with pytest.raises(CheckpointError):  # what `python -m vidlib test` would do with the official file
+    with pytest.raises(CheckpointError):  # not mmaction2's layout: the STAM loader is needed
         load_mmaction2(vidlib.create_model("stam_tiny", num_classes=3), tmp_path / "official.pth")
     fake = rp.ModelRef("stam_tiny", "STAM-tiny", {"num_classes": 3}, loader="stam")
     monkeypatch.setitem(rp.ENTRY_MODELS, "fake", fake)
@@ -303,13 +303,12 @@ def test_the_stam_command_converts_the_official_layout(tmp_path, tiny_data, monk
     entry = dict(checkpoint="https://example.org/official.pth", dataset="tiny", top1=1.0, top5=None,
                  test_protocol={"as_configured": {"views": 1}})  # fmt: skip
     lines = rp.reproduce_command("fake", entry).splitlines()
-    assert len(lines) == 4 and "load_stam" in lines[1]
+    assert len(lines) == 3 and lines[1].startswith("python -m vidlib test --model stam_tiny")
     env = {"VIDLIB_DEVICE": "cpu", "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    for line in lines[1:3]:
-        args = shlex.split(line)
-        args[0] = sys.executable
-        proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{line}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+    args = shlex.split(lines[1])
+    args[0] = sys.executable
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{lines[1]}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
     assert "top1" in proc.stdout
 
 

@@ -37,11 +37,13 @@ def _common_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-kw",
         type=parse_kv,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
         dest="model_kwargs",
-        help="model keyword argument, repeatable (e.g. --model-kw num_frames=16 --model-kw dropout=0.5)",
+        help="model keyword arguments, one or more per flag, repeatable "
+        "(e.g. --model-kw num_frames=16 dropout=0.5, or --model-kw num_frames=16 --model-kw dropout=0.5)",
     )
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: cuda when available)")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
@@ -154,6 +156,7 @@ _TRAIN_KEYS = ("model_name", "model_kwargs", "model")
 
 def _load_for_test(a):
     from .. import create_model
+    from ..models.stam import STAM, load_stam
     from ..weights import load_mmaction2, load_state_dict_strict
     from .checkpoint import load_checkpoint_file
     from .training import CHECKPOINT_FORMAT
@@ -176,9 +179,13 @@ def _load_for_test(a):
         raise ValueError(
             f"{path} is not a vidlib training checkpoint (no 'format' key; top-level keys: "
             f"{', '.join(map(str, list(ck)[:8]))}): give --model to load it as an mmaction2 checkpoint "
-            "(and --model-kw num_classes=... if it is not the model's default)"
+            "(or as an official STAM checkpoint for a stam_* model; add --model-kw num_classes=... if it "
+            "is not the model's default)"
         )
     model = create_model(a.model, **kw)
+    if isinstance(model, STAM):  # the official STAM files: {'model': state_dict}, timm-style keys
+        load_stam(model, ck)
+        return model, None, "official STAM checkpoint"
     load_mmaction2(model, ck)
     return model, None, "mmaction2 checkpoint"
 

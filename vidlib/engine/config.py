@@ -51,7 +51,8 @@ def parse_kv(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value)
 
 
-_KV = dict(type=parse_kv, action="append", default=[], metavar="KEY=VALUE")
+#: ``--model-kw`` / ``--set``: one or more KEY=VALUE per flag, and the flag repeatable.
+_KV = dict(type=parse_kv, action="extend", nargs="+", default=[], metavar="KEY=VALUE")
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         kw = dict(cli)
         flags = kw.pop("flags", ["--" + f.name.replace("_", "-")])
-        kw.setdefault("default", [] if kw.get("action") == "append" else f.default)
+        kw.setdefault("default", [] if kw.get("action") in ("append", "extend") else f.default)
         parser.add_argument(*flags, dest=f.name, help=f.metadata["help"], **kw)
 
 
@@ -220,7 +221,7 @@ def config_from_args(args: argparse.Namespace, **extra) -> TrainConfig:
         if f.metadata["cli"] is None or not hasattr(args, f.name):
             continue
         value = getattr(args, f.name)
-        values[f.name] = dict(value) if f.metadata["cli"].get("action") == "append" else value
+        values[f.name] = dict(value) if f.metadata["cli"].get("action") in ("append", "extend") else value
     return TrainConfig(**values, **extra)
 
 

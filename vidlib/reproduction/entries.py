@@ -88,7 +88,7 @@ class ModelRef:
     the label of the rows that count the model in its chapter's ``cost`` table. ``same_as``: the entry, of
     the same architecture and protocol, whose key the model's cfg carries (a cfg names one entry).
     ``loader``: ``"mmaction2"`` (``python -m vidlib test`` reads the file as it is) or ``"stam"`` (the
-    official STAM layout, converted with :func:`vidlib.models.stam.load_stam` first).
+    official STAM layout, which ``vidlib test`` loads with :func:`vidlib.models.stam.load_stam`).
     """
 
     model: str
@@ -408,21 +408,12 @@ def accuracy_label(
 
 
 def reproduce_command(key: str, entry: Mapping[str, Any]) -> str:
-    """The commands that would measure ``entry``'s published accuracy, and the expected numbers: download;
-    convert, where the file is not in mmaction2's layout; ``python -m vidlib test`` with the model's test
-    protocol (its cfg's views) on ``data/<dataset>``."""
+    """The commands that would measure ``entry``'s published accuracy, and the expected numbers: download,
+    then ``python -m vidlib test`` with the model's test protocol (its cfg's views) on ``data/<dataset>``
+    (it loads mmaction2's layout, and the official STAM files through ``load_stam``)."""
     ref, url = ENTRY_MODELS[key], entry["checkpoint"]
     file = url.rsplit("/", 1)[1]
-    lines = [f"wget {url}"]
-    if ref.loader == "stam":  # {'model': state_dict}: load_stam unwraps it, strictly
-        converted = file.replace(".pth", ".vidlib.pth")
-        args = ", ".join([repr(ref.model), *(f"{k}={v!r}" for k, v in ref.kwargs.items())])
-        lines.append(
-            f'python -c "import torch, vidlib; from vidlib.models.stam import load_stam; '
-            f"m = vidlib.create_model({args}); load_stam(m, '{file}'); "
-            f"torch.save(m.state_dict(), '{converted}')\""
-        )
-        file = converted
+    lines = [f"wget {url}"]  # `vidlib test` reads mmaction2's layout and, for STAM, the official one
     kw = "".join(f" --model-kw {k}={v}" for k, v in ref.kwargs.items())
     lines.append(
         f"python -m vidlib test --model {ref.model}{kw} --checkpoint {file} "
