@@ -5,6 +5,8 @@
 #   make book QUICK=1    the same in quick mode (VIDLIB_QUICK=1, the CI setting), same output folder
 #   make test            install, quick data, then every chapter under nbval (executed once), the quick
 #                        book rendered from those executions, pytest tests/, ruff (tools/run_tests.sh)
+#   make bench           measure the performance page's numbers into results/bench_*.json (not part of
+#                        make test; about 45 minutes on 2 cores from a fresh clone: tools/bench.sh)
 #   make clean           remove _build/ (execution caches included)
 #   make distclean       also remove the generated data and the virtual environment
 #
@@ -31,10 +33,10 @@ else
 BOOK_DATA := $(DATA) $(DATA_QUICK)
 endif
 
-.PHONY: help install data book test clean distclean
+.PHONY: help install data book test bench clean distclean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
@@ -59,6 +61,9 @@ book: $(STAMP) $(BOOK_DATA)
 
 test: $(STAMP) $(DATA_QUICK)
 	tools/run_tests.sh
+
+bench: $(STAMP) $(DATA_QUICK)
+	tools/bench.sh
 
 clean:
 	rm -rf _build

@@ -4,7 +4,7 @@ The modules are parsed with ``ast`` (nothing is imported); relative imports are 
 inside functions count as well (a lazy import is still a dependency). The layers, lowest first:
 
     utils < data < weights < models < vidlib (the package's __init__) < flops | golden < engine
-          < report | figures | __main__ < reproduction
+          < report | figures | __main__ < reproduction | performance
 
 - ``utils``: helpers for everything; ``data``: videos to tensors (never models, engine or report);
 - ``weights``: model-agnostic checkpoint reading and strict loading (no model);
@@ -15,6 +15,8 @@ inside functions count as well (a lazy import is still a dependency). The layers
 - ``report``, ``figures`` and ``__main__``: the chapters' helpers and figures, and the command line;
   nothing imports them but ``reproduction``;
 - ``reproduction``: the closing page's helpers (``book/report.md``, the README's results block), built on
+  ``report``; nothing imports it;
+- ``performance``: the performance page's data (``book/performance.md``, ``results/bench_*.json``), built on
   ``report``; nothing imports it.
 
 A module may import modules of its own layer and of lower layers. Layers of the same rank (``|``) may
@@ -44,6 +46,7 @@ LAYERS = [
     ("figures", 7, ("vidlib.figures",)),
     ("__main__", 7, ("vidlib.__main__",)),
     ("reproduction", 8, ("vidlib.reproduction",)),
+    ("performance", 8, ("vidlib.performance",)),
 ]
 
 

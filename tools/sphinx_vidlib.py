@@ -11,11 +11,17 @@ the default mode and the quick mode that CI uses. Their outputs differ, so this 
 
 Changing ``nb_execution_cache_path`` changes the Sphinx configuration, so Sphinx re-reads every page
 when the mode changes.
+
+Pages that only read results files (the report and performance pages) set ``mystnb: execution_mode:
+force`` in their front matter, so myst-nb executes them on every read; this extension also marks them
+outdated on every build (Sphinx would otherwise not re-read an unchanged page), so they can never show
+numbers older than ``results/``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -41,6 +47,22 @@ def _configure_mode(app, config) -> None:
         config.html_theme_options = options
 
 
+_FORCE = re.compile(r"^mystnb:\s*\n\s+execution_mode:\s*force\s*$", re.M)
+
+
+def _always_reread(app, env, added, changed, removed) -> list[str]:
+    """Docnames whose front matter forces execution: re-read (hence re-executed) on every build."""
+    docs = []
+    for docname in env.found_docs:
+        path = Path(env.doc2path(docname))
+        if path.suffix == ".md" and path.is_file():
+            head = path.read_text(encoding="utf-8").split("\n---", 1)[0]
+            if _FORCE.search(head) and docname not in added | changed:
+                docs.append(docname)
+    return docs
+
+
 def setup(app):
     app.connect("config-inited", _configure_mode)
+    app.connect("env-get-outdated", _always_reread)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

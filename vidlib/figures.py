@@ -22,6 +22,7 @@ __all__ = [
     "csn_change_share",
     "stam_overview",
     "stam_attention",
+    "peak_share",
 ]
 
 
@@ -501,5 +502,29 @@ def stam_attention(attn_fwd, attn_rev, *, clip=None, title: str = "temporal atte
         ax.set(title=label, xlabel="frame t of the clip" if r == 1 else None)
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
     fig.suptitle(title + " (mean over heads; the rest goes to the CLS itself)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def peak_share(rows, *, peak: float, title: str | None = None):
+    """Each model's arithmetic rate as a share of the machine's matmul peak (a horizontal bar each).
+
+    Args:
+        rows: mappings with ``model``, ``input`` (a label), ``gmac_per_s`` (GMAC/s of the model's forward),
+            as :func:`vidlib.performance.machine_rows` returns them.
+        peak: the measured matmul peak in GMAC/s (the dashed line at 100%).
+    """
+    labels = [f"{r['model']}  {r['input']}" for r in rows]
+    share = np.array([100 * r["gmac_per_s"] / peak for r in rows])
+    fig, ax = plt.subplots(figsize=(7.2, 0.28 * len(rows) + 1.0))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, share, color=["C0" if "tiny" not in lab else "C1" for lab in labels])
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.axvline(100, color="grey", ls="--", lw=0.8)
+    for yi, v in zip(y, share):
+        ax.text(v + 1, yi, f"{v:.0f}%", va="center", fontsize=7)
+    ax.set(xlabel=f"share of the fp32 matmul peak ({peak:.0f} GMAC/s)", xlim=(0, max(110, share.max() + 12)))
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -45,6 +45,8 @@ __all__ = [
     "cost_table",
     "glue_all",
     "assert_close",
+    "source_hash",
+    "code_identity",
 ]
 
 #: Fields every entry of ``published.yaml`` carries (``tests/test_report.py`` checks them).
@@ -161,6 +163,44 @@ def environment(data_root: str | None = None, **extra) -> dict:
 
         env["data"] = data_identity(data_root)
     return env | extra
+
+
+def source_hash(part: str) -> str:
+    """sha256 (first 16 hex digits) of the Python source under ``vidlib/<part>`` (a subpackage such as
+    ``"models"`` or a module such as ``"flops.py"``): every ``.py`` file's path and bytes, in sorted order.
+    Formatting-only edits change it too; it says *whether* the measured code changed, not how much."""
+    import hashlib
+
+    base = Path(__file__).resolve().parent
+    target = base / part
+    files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    if not files or not files[0].is_file():
+        raise FileNotFoundError(f"source_hash: no Python source at {target}")
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def code_identity(parts: Sequence[str] = ("models", "data")) -> dict:
+    """What a measurement measured, for its results file: the vidlib version, the git commit (with
+    ``-dirty`` when the tree has changes; None outside a git checkout) and :func:`source_hash` of each
+    part. The staleness tests compare the hashes with the current source."""
+    import subprocess
+
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return dict(vidlib=__version__, commit=commit, source_hash={p: source_hash(p) for p in parts})
 
 
 def results_path(name: str, quick: bool | None = None, mode: str | None = None) -> Path:
