@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # vidlib from the checkout
 sys.path.insert(0, str(ROOT / "tests" / "golden"))  # the golden harness
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import cpu_name, cuda_driver  # noqa: E402
+from machine import cpu_name, cuda_driver, model_bench  # noqa: E402  (model_bench: benchmarks/models.py)
 
 from vidlib.utils import time_interleaved  # noqa: E402
 
@@ -269,11 +269,6 @@ def measure_pair(pair: Pair, device: str, batch: int, warmup: int, repeats: int,
     return row
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def measure_cpu_memory(pair: Pair, which: str, stam_dir) -> dict:
     """In a fresh process that builds only this implementation (its own initialisation: the values do
     not change the memory): resident MiB once built, and the peak above it after one inference and after
@@ -284,7 +279,7 @@ def measure_cpu_memory(pair: Pair, which: str, stam_dir) -> dict:
         model = vidlib.create_model(pair.model, **pair.kwargs)
     else:
         model = build_reference(pair, stam_dir)
-    built = _rss_mib()
+    built = model_bench._rss_mib()
     x = torch.rand(1, 3, pair.frames, SIZE, SIZE)
     y = torch.zeros(1, dtype=torch.long)
     step_fn(model, Setting("infer", 1), x, y, "cpu")()
