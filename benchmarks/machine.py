@@ -176,6 +176,26 @@ def toc_chapters() -> list[str]:
     return [Path(p).name for p in [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]]
 
 
+def cached_pages() -> set[str]:
+    """The toc pages the execution caches hold: all but those executed on every build
+    (``execution_mode: force`` in their front matter, e.g. the report and performance pages)."""
+    pages = toc_chapters()
+    return {n for n in pages if "execution_mode: force" not in (ROOT / "book" / f"{n}.md").read_text()}
+
+
+def merge_build_times(old: dict | None, new: dict) -> dict:
+    """Per mode, the new reading if its cache holds every cached page (a complete build), else the old one:
+    a cache emptied by a code change and refilled by a partial build does not replace a full measurement."""
+    out = dict(old or {})
+    for mode, reading in new.items():
+        missing = sorted(cached_pages() - set(reading["chapters"]))
+        if not missing or not (old or {}).get(mode, {}).get("chapters"):
+            out[mode] = reading
+        else:
+            print(f"{mode} mode: the cache lacks {missing}; keeping the recorded times of that mode")
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out")
@@ -202,10 +222,12 @@ def main(argv=None) -> None:
         raise SystemExit(1 if missing else 0)
     if not a.out:
         p.error("--out is required")
-    if a.update_build_times:  # after tools/run_nbval.sh filled the quick cache
+    if a.update_build_times:  # after tools/run_nbval.sh filled the quick cache, or after make book
         out = json.loads(Path(a.out).read_text())
-        out["book_build"] = build_times()
-        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+        out["book_build"] = merge_build_times(out.get("book_build"), build_times())
+        tmp = Path(a.out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
+        tmp.replace(a.out)
         return print(f"updated the book build times in {a.out}")
     torch.set_num_threads(a.threads)
     from vidlib.report import code_identity

@@ -132,3 +132,41 @@ def test_the_peak_share_figure_draws_one_bar_per_model():
     bars = fig.axes[0].patches
     assert [round(b.get_width(), 6) for b in bars] == [50.0, 5.0]
     assert any(list(line.get_xdata()) == [100, 100] for line in fig.axes[0].get_lines())
+
+
+def test_build_time_rows_and_the_budget():
+    def run(seconds, when):
+        return {"seconds": seconds, "executed": when}
+
+    quick = {"tam": run(85.0, "2026-11-30T18:01"), "tin": run(121.0, "2026-11-30T18:03")}
+    default = {"tam": run(601.0, "2026-11-30T20:00")}
+    data = {"book_build": {"quick": {"chapters": quick}, "default": {"chapters": default}}}
+    rows = performance.build_time_rows(data, {"tam": 8.5, "csn": 4.0})
+    assert [r["chapter"] for r in rows] == ["csn", "tam", "tin"]
+    by = {r["chapter"]: r for r in rows}
+    assert by["csn"] == dict(chapter="csn", quick_s=None, default_s=None, default_date=None, train_min=4.0)
+    assert by["tam"]["default_date"] == "2026-11-30" and by["tin"]["default_s"] is None
+    assert performance.over_budget(rows, "quick") == {"tin": 121.0}  # 120 s is the quick budget
+    assert performance.over_budget(rows, "default") == {"tam": 601.0}  # 600 s the default one
+    with pytest.raises(KeyError):
+        performance.over_budget(rows, "gpu")
+
+
+def test_a_partial_rebuild_does_not_replace_a_full_measurement_of_build_times():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_machine", ROOT / "benchmarks" / "machine.py")
+    machine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(machine)
+    cached = machine.cached_pages()
+    assert {"intro", "tam", "stam"} <= cached and not {"report", "performance"} & cached  # forced pages
+
+    def reading(names, seconds):
+        return {"chapters": {n: {"seconds": seconds, "executed": "x"} for n in names}, "not_measured": None}
+
+    old = {"quick": reading(cached, 50.0), "default": reading(cached, 500.0)}
+    new = {"quick": reading(["intro"], 13.0), "default": reading(cached, 400.0)}
+    merged = machine.merge_build_times(old, new)
+    assert merged["quick"] == old["quick"]  # one page re-run after a cache drop: the full record stays
+    assert merged["default"] == new["default"]  # a complete build replaces the old one
+    assert machine.merge_build_times(None, new) == new  # nothing recorded yet: take what there is

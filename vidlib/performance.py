@@ -33,6 +33,8 @@ __all__ = [
     "machine_rows",
     "data_loading_rows",
     "build_time_rows",
+    "PAGE_BUDGET_S",
+    "over_budget",
     "geomean",
 ]
 
@@ -43,6 +45,9 @@ BENCH_FILES = {
     "gpu": ("models",),
     "reference_gpu": ("models",),
 }
+#: The project's time budget for one page of the book on 2 CPU cores, per execution mode (seconds):
+#: quick (what CI runs) at most 2 minutes, default (``make book``) about 10 minutes (CONTRIBUTING.md).
+PAGE_BUDGET_S = {"quick": 120.0, "default": 600.0}
 #: The command that regenerates every file of :data:`BENCH_FILES`.
 COMMAND = "make bench"
 
@@ -187,3 +192,10 @@ def build_time_rows(data: Mapping, train_minutes: Mapping[str, float]) -> list[d
             )
         )
     return rows
+
+
+def over_budget(rows: Sequence[Mapping], mode: str) -> dict[str, float]:
+    """The pages of :func:`build_time_rows` whose ``mode`` (``"quick"`` or ``"default"``) execution took
+    longer than :data:`PAGE_BUDGET_S`, with their seconds; pages not measured in that mode are left out."""
+    key = {"quick": "quick_s", "default": "default_s"}[mode]
+    return {r["chapter"]: r[key] for r in rows if r[key] is not None and r[key] > PAGE_BUDGET_S[mode]}
