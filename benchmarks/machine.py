@@ -186,9 +186,9 @@ def cached_pages() -> set[str]:
 def merge_build_times(old: dict | None, new: dict) -> dict:
     """Per mode, the new reading if its cache holds every cached page (a complete build), else the old one:
     a cache emptied by a code change and refilled by a partial build does not replace a full measurement."""
-    out = dict(old or {})
+    out, pages = dict(old or {}), cached_pages()
     for mode, reading in new.items():
-        missing = sorted(cached_pages() - set(reading["chapters"]))
+        missing = sorted(pages - set(reading["chapters"]))
         if not missing or not (old or {}).get(mode, {}).get("chapters"):
             out[mode] = reading
         else:
