@@ -18,6 +18,7 @@ import vidlib
 from vidlib.data import write_video
 from vidlib.engine.checkpoint import atomic_save
 from vidlib.engine.cli import main as cli_main
+from vidlib.errors import InputError
 
 FAST = [
     "--epochs",
@@ -119,6 +120,11 @@ def _train(data_key, *extra):
         *FAST,
         *extra,
     ]
+
+
+def _a_file(path: Path) -> Path:
+    path.write_text("not a folder\n")
+    return path
 
 
 def _test(ck_key, data_key="good", *extra):
@@ -227,6 +233,16 @@ CASES = [
         "test: checkpoint of another model",
         _test("ck3", "good", "--model", "tsm_tiny"),
         ["ck3.pth", "conv1.conv.net.weight"],
+    ),
+    (
+        "train: --work-dir is an existing file",
+        lambda e, w: _train("good")(e, _a_file(w.parent / "a_file")),
+        ["a_file exists and is not a folder"],
+    ),
+    (
+        "train: --work-dir under an existing file",
+        lambda e, w: _train("good")(e, _a_file(w.parent / "a_file") / "run"),
+        ["a_file/run cannot be created", "a_file exists and is not a folder"],
     ),
 ]
 
@@ -363,3 +379,92 @@ def test_key_value_flags_take_several_pairs_and_repeat():
     with pytest.raises(SystemExit) as err:
         parser.parse_args(["train", "--data", "d", "--model-kw", "dropout=0.5", "oops"])
     assert err.value.code == 2
+
+
+def test_ctrl_c_checkpoints_and_prints_the_resume_command(env, tmp_path, capsys):
+    """Ctrl-C in the second epoch: exit 130 and one line naming the checkpoint and the command that resumes
+    the run; that command finishes it with the numbers of an uninterrupted run."""
+    import os
+    import shlex
+    import signal
+
+    import vidlib.engine.training as T
+
+    argv = _train("good", "--epochs", "2")(env, tmp_path / "w")
+    assert cli_main(_train("good", "--epochs", "2")(env, tmp_path / "whole")) == 0
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    capsys.readouterr()
+
+    real = T.Trainer._step
+
+    def step_then_ctrl_c(self, clips, y):
+        out = real(self, clips, y)
+        if self.state.epoch == 1 and self.state.iter_in_epoch == 0:  # the 1st step of the 2nd epoch
+            os.kill(os.getpid(), signal.SIGINT)  # held back until the step is recorded
+        return out
+
+    T.Trainer._step = step_then_ctrl_c
+    try:
+        rc = cli_main(argv)
+    finally:
+        T.Trainer._step = real
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    last = tmp_path / "w" / "last.pth"
+    assert f"the last checkpoint is {last}" in err, err
+    state = torch.load(last, weights_only=True)["state"]
+    assert (state["epoch"], state["iter_in_epoch"]) == (1, 1)  # written at the interrupt, mid-epoch
+    command = shlex.split(err.split("resume with: ", 1)[1])
+    assert command[:3] == ["python", "-m", "vidlib"] and command[-1] == "--resume"
+    assert cli_main(command[3:]) == 0
+    resumed = json.loads((tmp_path / "w" / "summary.json").read_text())
+
+    def numbers(s):
+        return [{k: v for k, v in h.items() if not k.endswith("time_s")} for h in s["history"]]
+
+    assert numbers(resumed) == numbers(whole)
+    assert "interrupted at epoch 2, iteration 1" in (tmp_path / "w" / "log.txt").read_text()
+
+
+def test_resume_command_replaces_an_earlier_resume_path():
+    from vidlib.engine.cli import resume_command
+
+    argv = ["train", "--data", "d x", "--resume", "old.pth", "--epochs", "2"]
+    assert resume_command(argv) == "python -m vidlib train --data 'd x' --epochs 2 --resume"
+    assert resume_command(["train", "--resume=old.pth"]) == "python -m vidlib train --resume"
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom"), KeyError("boom"), TypeError("boom"), ValueError("boom")]
+)
+def test_a_bug_is_not_reported_as_bad_input(env, tmp_path, monkeypatch, capsys, error):
+    """Only vidlib.errors.InputError (and a missing file) is bad input: any other exception keeps its
+    traceback instead of becoming one line and exit status 2."""
+    import vidlib.engine.training as T
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(T, "check_classes", broken)
+    with pytest.raises(type(error), match="boom"):
+        cli_main(_train("good")(env, tmp_path / "w"))
+    assert "error:" not in capsys.readouterr().err
+    import vidlib.engine.evaluation as E
+
+    monkeypatch.setattr(E, "evaluate", broken)
+    with pytest.raises(type(error), match="boom"):
+        cli_main(_test("ck3")(env, None))
+
+
+def test_the_bad_input_errors_keep_their_builtin_bases():
+    """Code that caught the built-in exceptions still catches the input errors."""
+    from vidlib.data import VideoReadError
+    from vidlib.errors import BadConfigError, UnknownModelError
+    from vidlib.weights import CheckpointError
+
+    assert issubclass(VideoReadError, RuntimeError) and issubclass(CheckpointError, RuntimeError)
+    with pytest.raises(KeyError) as e:
+        vidlib.create_model("no_such_model")
+    assert isinstance(e.value, UnknownModelError) and isinstance(e.value, InputError)
+    assert str(e.value).startswith("unknown model 'no_such_model'")  # no KeyError quotes
+    assert issubclass(BadConfigError, ValueError)

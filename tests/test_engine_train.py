@@ -615,8 +615,12 @@ def test_the_cli_is_built_from_the_config_fields():
         deterministic=False,
         resume=True,
         epochs=2,
-        num_workers=2,
     )
+    # one default per option: the CLI takes the dataclass's (num_workers, results_dir ...)
+    assert args.num_workers == TrainConfig.num_workers == 0 and args.results_dir is None
+    help_text = " ".join(train_parser.format_help().split())  # unwrapped
+    assert "--model-kw num_frames=16 dropout=0.5" in help_text and "{'num_frames'" not in help_text
+    assert "--set optimizer.weight_decay=5e-4" in help_text
 
 
 def test_without_a_terminal_training_logs_every_n_iterations(tiny_data, tmp_path, capsys):
@@ -639,3 +643,51 @@ def test_checkpoints_keep_normal_file_permissions(tiny_data, tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "w" / "last.pth").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_the_recipe_and_the_model_name_are_settled_once(tiny_data, tmp_path):
+    """auto_scale_lr scales the learning rate in __init__ and build() leaves it; a model other than the
+    recipe's keeps only the portable recipe kwargs, and the log names the dropped ones."""
+    from vidlib.engine.training import model_kwargs_for
+
+    cfg = TrainConfig("tsn_tiny", tiny_data, work_dir=tmp_path / "w", overrides=SMALL, **{**RUN, "epochs": 1})
+    scaled = Trainer(replace(cfg, auto_scale_lr=True))
+    plain = Trainer(cfg)
+    rec = scaled.recipe
+    want = plain.recipe["optimizer"]["lr"] * rec["batch_size"] / rec["base_batch_size"]
+    assert rec["optimizer"]["lr"] == pytest.approx(want) and scaled.model_name == "tsn_tiny"
+    scaled.build()
+    assert scaled.recipe["optimizer"]["lr"] == pytest.approx(want)  # not scaled a second time
+    assert sum("auto-scale-lr" in line for line in scaled.override_log) == 1
+
+    recipe = dict(vidlib.engine.get_recipe("synthetic_tiny"), model="tsm_tiny")
+    recipe["model_kwargs"] = {"num_frames": 4, "shift_div": 4, "dropout": 0.1}
+    kw, dropped = model_kwargs_for("tsn_tiny", recipe, {"dropout": 0.2})
+    assert kw == {"num_frames": 4, "dropout": 0.2} and dropped == ["shift_div"]
+    t = Trainer(replace(cfg, recipe=recipe, model_kwargs={}, work_dir=tmp_path / "d", verbose=False))
+    assert t.dropped_kwargs == ["shift_div"]
+    t.build()
+    log = (tmp_path / "d" / "log.txt").read_text()
+    assert "WARNING: model tsn_tiny is not the recipe's (tsm_tiny)" in log and "shift_div" in log
+
+
+def test_the_config_holds_plain_data_only(tiny_data, tmp_path):
+    """frame_cache is a switch (a FrameCache object goes to Trainer); results_dir is off by default."""
+    from vidlib.data import FrameCache
+    from vidlib.errors import BadConfigError
+
+    assert TrainConfig().results_dir is None and TrainConfig().frame_cache is False
+    with pytest.raises(BadConfigError, match="Trainer"):
+        TrainConfig(frame_cache=FrameCache())
+    cache = FrameCache()
+    t = Trainer(TrainConfig("tsn_tiny", tiny_data, work_dir=tmp_path / "w", **RUN), frame_cache=cache)
+    assert t.frame_cache is cache
+    s = train(
+        "tsn_tiny",
+        tiny_data,
+        work_dir=tmp_path / "x",
+        overrides=SMALL,
+        frame_cache=cache,
+        **{**RUN, "epochs": 1},
+    )
+    assert len(cache) > 0 and s["summary_file"] == str(tmp_path / "x" / "summary.json")

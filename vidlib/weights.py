@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn as nn
 
+from .errors import InputError
 from .utils import describe_file
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint does not fit a model. ``missing``, ``unexpected`` and ``mismatched`` list the keys."""
 
     def __init__(self, source: str, missing=(), unexpected=(), mismatched=(), note: str = ""):

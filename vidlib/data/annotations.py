@@ -15,11 +15,14 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import MissingInputError
+
 __all__ = [
     "VideoRecord",
     "read_video_list",
     "read_rawframe_list",
     "read_label_map",
+    "read_classes",
     "write_video_list",
     "write_label_map",
     "missing_files",
@@ -74,6 +77,21 @@ def read_rawframe_list(path: str | os.PathLike) -> list[VideoRecord]:
 def read_label_map(path: str | os.PathLike) -> list[str]:
     """Class names, index = line number (0-based)."""
     return [line.strip() for _, _, line in _lines(path)]
+
+
+def read_classes(root: str | os.PathLike) -> list[str]:
+    """The class names of a dataset folder, from its ``label_map.txt`` (required: it sets the classifier
+    size). A missing folder or label map raises :class:`~vidlib.errors.MissingInputError` naming it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingInputError(f"data folder not found: {root} (expected train.txt, val.txt, label_map.txt)")
+    label_map = root / "label_map.txt"
+    if not label_map.is_file():
+        raise MissingInputError(
+            f"{label_map} is missing: a dataset folder needs a label map (one class name per "
+            "line, in label order), which sets the number of classes"
+        )
+    return read_label_map(label_map)
 
 
 def write_video_list(path: str | os.PathLike, records) -> Path:

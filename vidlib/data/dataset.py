@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import BadDataError
 from .annotations import missing_files, read_label_map, read_rawframe_list, read_video_list
 from .cache import FrameCache
 from .samplers import build_sampler
@@ -105,11 +106,11 @@ class VideoDataset(Dataset):
         self.frame_cache = frame_cache
         records = (read_rawframe_list if format == "rawframes" else read_video_list)(self.ann_file)
         if not records:
-            raise ValueError(f"annotation file {self.ann_file} lists no videos")
+            raise BadDataError(f"annotation file {self.ann_file} lists no videos")
         self.classes = read_label_map(label_map) if isinstance(label_map, (str, os.PathLike)) else label_map
         bad_labels = [r for r in records if r.label < 0 or (self.classes and r.label >= len(self.classes))]
         if bad_labels:
-            raise ValueError(
+            raise BadDataError(
                 f"{self.ann_file}: labels out of range for {len(self.classes or [])} classes, "
                 f"e.g. {bad_labels[:3]}"
             )

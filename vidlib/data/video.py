@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["VideoReader", "VideoReadError", "diagnose", "write_video", "rgb_to_yuv420p", "BACKENDS"]
 
 BACKENDS = ("decord", "pyav", "rawframes")
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(InputError, RuntimeError):
     """A video (or rawframe folder) exists but cannot be decoded; the message names the file and the reason.
 
     ``path`` and ``reason`` keep the two parts (e.g. ``"empty file"``, ``"truncated: header says 74 frames,

@@ -19,9 +19,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import BadFileError
 from ..utils import describe_file
 
-__all__ = ["atomic_save", "load_checkpoint_file", "get_rng_state", "set_rng_state", "CheckpointManager"]
+__all__ = [
+    "atomic_save",
+    "load_checkpoint_file",
+    "get_rng_state",
+    "set_rng_state",
+    "CheckpointManager",
+    "CHECKPOINT_FORMAT",
+    "TRAIN_FORMATS",
+]
+
+#: The format tag of the training checkpoints this version writes.
+CHECKPOINT_FORMAT = "vidlib-train-2"
+#: The training-checkpoint formats this version reads (``vidlib-train-1``: flat counters).
+TRAIN_FORMATS = (CHECKPOINT_FORMAT, "vidlib-train-1")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -69,21 +83,21 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     kind = describe_file(path)
     if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
-        raise RuntimeError(f"{path} is not a PyTorch checkpoint (it is {kind})")
+        raise BadFileError(f"{path} is not a PyTorch checkpoint (it is {kind})")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or pickled Python objects
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise RuntimeError(
+            raise BadFileError(
                 f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
                 "if you trust the file, load it with torch.load(path, weights_only=False)"
             ) from e
-        raise RuntimeError(
+        raise BadFileError(
             f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})"
         ) from e
     if not isinstance(ck, dict):
-        raise RuntimeError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
+        raise BadFileError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
     return ck
 
 

@@ -11,9 +11,14 @@ Examples::
     python -m vidlib recipes tin_r50_sthv1
 
 Errors in the arguments or the data (unknown model, recipe or option, missing data or label map,
-class-count mismatch, foreign or corrupt checkpoint, unreadable video) print one clear message, naming the
-file, key or value, and exit with status 2; ``VIDLIB_DEBUG=1`` shows the traceback instead. Videos that
-were skipped (``--on-error skip``) or missing are counted in the printed result and listed in the reports.
+class-count mismatch, foreign or corrupt checkpoint, unreadable video, a file as ``--work-dir``: every
+:class:`vidlib.errors.InputError`, and a missing file) print one clear message, naming the file, key or
+value, and exit with status 2; ``VIDLIB_DEBUG=1`` shows the traceback instead. Any other exception is a
+bug and keeps its traceback. Videos that were skipped (``--on-error skip``) or missing are counted in the
+printed result and listed in the reports.
+
+Ctrl-C stops ``train`` after the current iteration, writes a checkpoint, prints where it is and the
+command that resumes the run (``--resume``), and exits with status 130.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
-import time
 from pathlib import Path
 
-from .config import add_config_arguments, config_from_args, parse_kv
+from ..errors import BadConfigError, InputError
+from .config import TrainConfig, add_config_arguments, config_from_args, parse_kv
 
 __all__ = ["main", "build_parser"]
 
@@ -81,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", help="take the data protocol (sampling, crops) from this recipe")
     e.add_argument("--average", choices=["prob", "score"], help="view averaging (default: the model cfg's)")
     e.add_argument("--batch-size", type=_positive, default=1)
-    e.add_argument("--num-workers", type=int, default=2)
+    e.add_argument(
+        "--num-workers",
+        type=int,
+        default=TrainConfig.num_workers,
+        help="DataLoader worker processes (default: %(default)s, as for train)",
+    )
     e.add_argument("--max-views", type=_positive, default=8, help="views per forward pass (memory bound)")
     e.add_argument(
         "--out",
@@ -158,8 +169,7 @@ def _load_for_test(a):
     from .. import create_model
     from ..models.stam import STAM, load_stam
     from ..weights import load_mmaction2, load_state_dict_strict
-    from .checkpoint import load_checkpoint_file
-    from .training import CHECKPOINT_FORMAT
+    from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file
 
     path = Path(a.checkpoint)
     ck = load_checkpoint_file(path)
@@ -167,7 +177,7 @@ def _load_for_test(a):
     if ck.get("format") in (CHECKPOINT_FORMAT, "vidlib-train-1"):
         lacking = [k for k in _TRAIN_KEYS if k not in ck]
         if lacking:
-            raise KeyError(
+            raise BadConfigError(
                 f"{path} is a vidlib training checkpoint ({ck['format']}) without the key(s) "
                 f"{', '.join(map(repr, lacking))}; its top-level keys are: {', '.join(map(str, ck))}"
             )
@@ -176,7 +186,7 @@ def _load_for_test(a):
         load_state_dict_strict(model, ck["model"], source=str(path))
         return model, ck.get("recipe"), "checkpoint"
     if not a.model:
-        raise ValueError(
+        raise BadConfigError(
             f"{path} is not a vidlib training checkpoint (no 'format' key; top-level keys: "
             f"{', '.join(map(str, list(ck)[:8]))}): give --model to load it as an mmaction2 checkpoint "
             "(or as an official STAM checkpoint for a stam_* model; add --model-kw num_classes=... if it "
@@ -192,10 +202,10 @@ def _load_for_test(a):
 
 def _test(a) -> int:
     from ..data import build_dataset
+    from ..data.annotations import read_classes
     from ..utils import get_device
-    from .evaluation import data_problems, evaluate
-    from .recipes import get_recipe
-    from .training import amp_mode, check_classes, read_classes, recipe_data
+    from .evaluation import amp_mode, check_classes, data_problems, evaluate
+    from .recipes import get_recipe, recipe_data
 
     classes = read_classes(a.data)  # before loading anything: the label map must exist
     model, ck_recipe, what = _load_for_test(a)
@@ -258,7 +268,7 @@ def _flops(a) -> int:
     model = create_model(a.model, **_model_kwargs(a))
     shape = tuple(a.shape) if a.shape else (1, *model.default_cfg["input_size"])
     if len(shape) != 5:
-        raise ValueError(f"--shape takes 5 numbers B 3 T H W, got {list(shape)}")
+        raise BadConfigError(f"--shape takes 5 numbers B 3 T H W, got {list(shape)}")
     res = count_flops(model, shape, style=a.style, ops=a.ops)
     print(
         f"{a.model} input {list(shape)}: {res.gflops:.3f} GFLOPs (= GMACs, {res.style} counting), "
@@ -274,9 +284,8 @@ def _benchmark(a) -> int:
     import torch
 
     from .. import create_model
-    from ..utils import get_device, num_params
-    from .evaluation import autocast_context
-    from .training import amp_mode
+    from ..utils import get_device, num_params, time_interleaved
+    from .evaluation import amp_mode, autocast_context
 
     device = get_device(a.device)
     model = create_model(a.model, **_model_kwargs(a)).to(device)
@@ -295,18 +304,14 @@ def _benchmark(a) -> int:
         if a.train:
             out.float().sum().backward()
 
-    for _ in range(a.warmup):
-        run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(a.iters):
-        run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / a.iters
-    mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if device.type == "cuda" else ""
+    # the median of --iters timed passes, after --warmup untimed ones
+    dt = time_interleaved(
+        {"run": run}, warmup=a.warmup, repeats=a.iters, statistic="median", synchronize=cuda
+    )["run"]
+    mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else ""
     print(
         f"{a.model} ({num_params(model):,} params) {'train' if a.train else 'inference'} on {device}, "
         f"amp {amp or 'off'}, "
@@ -327,20 +332,53 @@ def _recipes(a) -> int:
     return 0
 
 
-#: The errors of bad input: one line and exit status 2 (anything else is a bug and keeps its traceback).
-USER_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError)
+#: Bad input: one line and exit status 2. A missing file counts (its message names the path); anything
+#: else is a bug and keeps its traceback.
+USER_ERRORS = (InputError, FileNotFoundError)
+
+#: The exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that resumes the ``train`` run of ``argv``: the same options and ``--resume`` (which
+    continues from ``<work_dir>/last.pth``), without any ``--resume PATH`` given before."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--resume":
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("-")
+            continue
+        if not arg.startswith("--resume="):
+            out.append(arg)
+    return shlex.join(["python", "-m", "vidlib", *out, "--resume"])
+
+
+def _interrupted(e: KeyboardInterrupt, argv: list[str]) -> str:
+    checkpoint = getattr(e, "checkpoint", None)  # a TrainingInterrupted from the training loop
+    if checkpoint is None:
+        return "interrupted before the first checkpoint; nothing to resume"
+    return f"interrupted: the last checkpoint is {checkpoint}; resume with: {resume_command(argv)}"
 
 
 def main(argv=None) -> int:
     """Entry point of ``python -m vidlib``; returns the exit status."""
     from .runlog import error_message
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
     handler = {"train": _train, "test": _test, "flops": _flops, "benchmark": _benchmark, "recipes": _recipes}[
         a.command
     ]
     try:
         return handler(a)
+    except KeyboardInterrupt as e:
+        if os.environ.get("VIDLIB_DEBUG"):
+            raise
+        print(_interrupted(e, argv) if a.command == "train" else "interrupted", file=sys.stderr)
+        return INTERRUPTED
     except USER_ERRORS as e:
         if os.environ.get("VIDLIB_DEBUG"):
             raise

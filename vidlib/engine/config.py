@@ -17,6 +17,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..errors import BadConfigError, UnknownOptionError
+
 __all__ = [
     "TrainConfig",
     "TrainState",
@@ -69,7 +71,8 @@ class TrainConfig:
         "synthetic_tiny", "recipe name (python -m vidlib recipes) or a recipe dict", cli={}
     )
     model_kwargs: dict = _opt(
-        help="keyword arguments of vidlib.create_model, e.g. {'num_frames': 16, 'dropout': 0.5}",
+        help="keyword arguments of vidlib.create_model, e.g. --model-kw num_frames=16 dropout=0.5 "
+        "(Python: model_kwargs=dict(num_frames=16, dropout=0.5))",
         cli=dict(flags=["--model-kw"], **_KV),
         factory=dict,
     )
@@ -77,7 +80,8 @@ class TrainConfig:
     batch_size: int | None = _opt(None, "override the recipe's batch size (per process)", cli=dict(type=int))
     lr: float | None = _opt(None, "override the recipe's optimizer.lr", cli=dict(type=float))
     overrides: dict = _opt(
-        help="recipe values by dotted key, e.g. {'optimizer.weight_decay': 5e-4} (--set KEY=VALUE)",
+        help="recipe values by dotted key, e.g. --set optimizer.weight_decay=5e-4 epochs=3 "
+        "(Python: overrides={'optimizer.weight_decay': 5e-4})",
         cli=dict(flags=["--set"], **_KV),
         factory=dict,
     )
@@ -96,7 +100,9 @@ class TrainConfig:
         cli=dict(choices=AMP_CHOICES),
     )
     compile: bool = _opt(False, "torch.compile the model", cli=dict(action="store_true"))
-    num_workers: int = _opt(0, "DataLoader worker processes", cli=dict(type=int, default=2))
+    num_workers: int = _opt(
+        0, "DataLoader worker processes (0: load in the training process)", cli=dict(type=int)
+    )
     resume: bool | str = _opt(
         False,
         "True: resume from <work_dir>/last.pth if present; a path: from that file",
@@ -132,7 +138,7 @@ class TrainConfig:
     )
     verbose: bool = _opt(True, "print the log lines (they always go to <work_dir>/log.txt)")
     results_dir: str | os.PathLike | None = _opt(
-        "results/runs", "where <name>.json goes (None: not written)", cli={}
+        None, "also write the run summary to <results_dir>/<name>.json (it is always in <work_dir>)", cli={}
     )
     backend: str = _opt("decord", "video reader", cli=dict(choices=BACKENDS))
     on_error: str = _opt(
@@ -148,35 +154,41 @@ class TrainConfig:
         "without a terminal, a log line every N iterations (loss, lr, s/it, ETA); 0: none",
         cli=dict(type=int),
     )
-    frame_cache: Any = _opt(
-        None, "keep decoded videos in memory: True (the process's shared_frame_cache), a FrameCache, or None"
+    frame_cache: bool = _opt(
+        False,
+        "keep the decoded videos in the process's shared frame cache (vidlib.data.shared_frame_cache); "
+        "pass another FrameCache to Trainer(cfg, frame_cache=...)",
     )
 
     def __post_init__(self):
+        if not isinstance(self.frame_cache, bool):
+            raise BadConfigError(
+                f"TrainConfig.frame_cache is True or False, got {type(self.frame_cache).__name__}: pass a "
+                "FrameCache object to Trainer(cfg, frame_cache=...), train(..., frame_cache=...) or "
+                "train_many(runs, frame_cache=...)"
+            )
         for name, value, choices in (
             ("amp", self.amp, AMP_CHOICES),
             ("backend", self.backend, BACKENDS),
             ("on_error", self.on_error, ON_ERROR),
         ):
             if value not in choices:
-                raise ValueError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")
+                raise BadConfigError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")
         for name in ("epochs", "batch_size", "save_every_iters", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
+                raise BadConfigError(f"TrainConfig.{name} must be >= 1, got {value}")
         if self.log_interval < 0:
-            raise ValueError(f"TrainConfig.log_interval must be >= 0, got {self.log_interval}")
+            raise BadConfigError(f"TrainConfig.log_interval must be >= 0, got {self.log_interval}")
         if self.num_workers < 0:
-            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+            raise BadConfigError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
 
     def to_dict(self) -> dict:
-        """The options as plain data (paths as strings; a FrameCache as its repr), e.g. for a run summary."""
+        """The options as plain data (paths as strings), e.g. for a run summary."""
         out = asdict(self)
         for k, v in out.items():
             if isinstance(v, os.PathLike):
                 out[k] = os.fspath(v)
-        if self.frame_cache not in (None, True, False):
-            out["frame_cache"] = repr(self.frame_cache)
         return out
 
 
@@ -196,7 +208,7 @@ def check_option_names(names, where: str = "train") -> None:
             else repr(n)
             for n in bad
         ]
-        raise TypeError(
+        raise UnknownOptionError(
             f"{where}: unknown option {', '.join(hints)}; the options are: {', '.join(known)}. "
             "Model arguments go into model_kwargs=dict(...)."
         )

@@ -23,12 +23,32 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataWarning, average_views, build_dataset, forward_views
+from ..errors import BadConfigError
 from .distributed import DistInfo, ShardSampler, gather_by_index
 from .metrics import classification_report
 from .recipes import recipe_data
 from .runlog import Progress
 
-__all__ = ["evaluate", "evaluate_recipe", "predict", "autocast_context", "data_problems"]
+__all__ = [
+    "evaluate",
+    "evaluate_recipe",
+    "predict",
+    "amp_mode",
+    "autocast_context",
+    "check_classes",
+    "data_problems",
+]
+
+
+def amp_mode(amp: str | None, device: torch.device) -> str | None:
+    """The autocast dtype name for ``amp`` ("auto", "off", "bf16", "fp16") on ``device``; None = off."""
+    if amp in (None, "auto"):
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return None
+    if amp not in ("off", "bf16", "fp16"):
+        raise BadConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
+    return None if amp == "off" else amp
 
 
 def autocast_context(device: torch.device, amp: str | None):
@@ -37,6 +57,15 @@ def autocast_context(device: torch.device, amp: str | None):
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def check_classes(model: nn.Module, classes: list[str], root: Path, what: str = "the model") -> None:
+    """Raise :class:`~vidlib.errors.BadConfigError` unless ``model``'s classifier has one output per class
+    of ``root/label_map.txt``."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    n_model = getattr(model, "num_classes", None) or (last[-1].out_features if last else None)
+    if n_model is not None and len(classes) != n_model:
+        raise BadConfigError(f"{what} has {n_model} classes, {root / 'label_map.txt'} has {len(classes)}")
 
 
 @torch.no_grad()

@@ -134,8 +134,9 @@ def _rebuild(summary: dict, state: dict) -> RunSummary:
     return out
 
 
-def _cache_gb(cache) -> float:
-    return (shared_frame_cache().max_bytes if cache is True else getattr(cache, "max_bytes", 0) or 0) / 2**30
+def _cache_gb(cfg: TrainConfig) -> float:
+    """The memory a run's frame cache may take (``cfg.frame_cache``: the process's shared cache)."""
+    return shared_frame_cache().max_bytes / 2**30 if cfg.frame_cache else 0.0
 
 
 def train_many(
@@ -177,9 +178,7 @@ def train_many(
         # each keeps its thread count (a slower batch, the same numbers: a run's floating-point sums
         # depend on its thread count).
         by_cores = default_processes(len(runs), runs[0].device)
-        n = default_processes(
-            len(runs), runs[0].device, gb_per_process=max(_cache_gb(c.frame_cache) for c in runs)
-        )
+        n = default_processes(len(runs), runs[0].device, gb_per_process=max(_cache_gb(c) for c in runs))
         per_worker = threads or max(1, _cores() // by_cores)
     if n <= 1:
         old = torch.get_num_threads()

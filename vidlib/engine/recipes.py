@@ -36,6 +36,7 @@ import json
 from typing import Any
 
 from ..data.annotations import STHV1_FLIP_LABEL_MAP
+from ..errors import BadConfigError, UnknownNameError
 
 __all__ = [
     "RECIPES",
@@ -672,7 +673,7 @@ def list_recipes(pattern: str = "*") -> list[str]:
 def get_recipe(name: str) -> dict:
     """A deep copy of recipe ``name`` (so callers may modify it); unknown names list the choices."""
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; available recipes: {', '.join(list_recipes())}")
+        raise UnknownNameError(f"unknown recipe {name!r}; available recipes: {', '.join(list_recipes())}")
     return copy.deepcopy(RECIPES[name])
 
 
@@ -715,7 +716,7 @@ def _check_type(dotted: str, old, value) -> None:
         if isinstance(old, types):
             ok = isinstance(value, types) and (types is bool or not isinstance(value, bool))
             if not ok:
-                raise ValueError(
+                raise BadConfigError(
                     f"override {dotted!r}: expected {name} like the recipe's {old!r}, got {value!r}"
                 )
             return
@@ -734,13 +735,15 @@ def apply_overrides(recipe: dict, overrides: dict[str, Any]) -> list[str]:
             last = i == len(parts) - 1
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise KeyError(f"override {dotted!r}: {part!r} is not an index of a list of {len(node)}")
+                    raise UnknownNameError(
+                        f"override {dotted!r}: {part!r} is not an index of a list of {len(node)}"
+                    )
                 part = int(part)
             elif not isinstance(node, dict) or (
                 part not in node and not (last and parts[0] == "data" and part in DATA_CFG_KEYS)
             ):
                 choices = ", ".join(map(str, node)) if isinstance(node, dict) else type(node).__name__
-                raise KeyError(f"override {dotted!r}: no key {part!r} (choices: {choices})")
+                raise UnknownNameError(f"override {dotted!r}: no key {part!r} (choices: {choices})")
             if last:
                 _check_type(dotted, node.get(part) if isinstance(node, dict) else node[part], value)
                 old = node.get(part, "<model default>") if isinstance(node, dict) else node[part]

@@ -18,7 +18,8 @@ with validation every ``val_interval`` epochs, and writes
 - ``<work_dir>/metrics.jsonl`` (one JSON line per epoch) and ``<work_dir>/log.txt``,
 - with ``keep_epoch_weights``: ``<work_dir>/epoch_<e>.pth``, the weights before training (e = 0) and after
   every epoch,
-- ``<results_dir>/<name>.json``: the run summary the chapters read.
+- ``<work_dir>/summary.json``: the run summary (also ``<results_dir>/<name>.json`` when ``results_dir`` is
+  set).
 
 Reproducibility: the data order of epoch ``e`` is drawn from ``seed + e`` and each sample's augmentation from
 ``(seed, epoch, index)`` (:func:`vidlib.data.make_loader`), so a run resumed from any checkpoint, even one
@@ -28,11 +29,14 @@ Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; only ran
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -42,14 +46,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import __version__
-from ..data import EpochSampler, build_dataset, make_loader, read_label_map, shared_frame_cache
+from ..data import EpochSampler, FrameCache, build_dataset, make_loader, shared_frame_cache
+from ..data.annotations import read_classes
+from ..errors import BadConfigError, BadFileError, ExistingPathError
 from ..models import create_model
 from ..utils import get_device, num_params, seed_everything
 from ..weights import load_mmaction2, load_state_dict_strict
-from .checkpoint import CheckpointManager, atomic_save, get_rng_state, load_checkpoint_file, set_rng_state
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    TRAIN_FORMATS,
+    CheckpointManager,
+    atomic_save,
+    get_rng_state,
+    load_checkpoint_file,
+    set_rng_state,
+)
 from .config import TrainConfig, TrainState, check_option_names
 from .distributed import all_gather_lists, all_reduce_sum, cleanup, init_distributed
-from .evaluation import autocast_context, evaluate
+from .evaluation import amp_mode, autocast_context, check_classes, evaluate
 from .optim import build_optimizer, build_scheduler, scale_lr
 from .recipes import apply_overrides, get_recipe, recipe_data
 from .runlog import Progress, RunLog, error_message, write_json, write_text
@@ -60,21 +74,42 @@ __all__ = [
     "plan_epochs",
     "RunSummary",
     "NonFiniteLossError",
+    "TrainingInterrupted",
     "resolve_recipe",
-    "recipe_data",
     "build_datasets",
-    "read_classes",
-    "check_classes",
-    "amp_mode",
-    "CHECKPOINT_FORMAT",
 ]
 
-#: The format tag of the training checkpoints this version writes; ``vidlib-train-1`` still loads.
-CHECKPOINT_FORMAT = "vidlib-train-2"
+#: The recipe's model keyword arguments that still apply when another model is trained with the recipe.
+PORTABLE_MODEL_KWARGS = ("num_classes", "num_frames", "dropout")
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or inf; the message names the iteration and the last good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``checkpoint`` (or None) is where ``resume=True`` continues it from."""
+
+    def __init__(self, checkpoint: Path | None, epoch: int, iteration: int):
+        super().__init__(f"training interrupted at epoch {epoch + 1}, iteration {iteration}")
+        self.checkpoint, self.epoch, self.iteration = checkpoint, epoch, iteration
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold back SIGINT (Ctrl-C) until the block is done, then raise ``KeyboardInterrupt``: a training step
+    and its bookkeeping are never cut in half. Only in the main thread (signal handlers live there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class RunSummary(dict):
@@ -96,7 +131,7 @@ def resolve_recipe(recipe: str | dict, overrides: dict | None = None, **explicit
     log += apply_overrides(rec, {keymap[k]: v for k, v in explicit.items() if v is not None})
     for key in ("epochs", "batch_size"):
         if not isinstance(rec[key], int) or isinstance(rec[key], bool) or rec[key] < 1:
-            raise ValueError(f"{key} must be an integer >= 1, got {rec[key]!r}")
+            raise BadConfigError(f"{key} must be an integer >= 1, got {rec[key]!r}")
     return rec, log
 
 
@@ -111,46 +146,30 @@ def build_datasets(
     )
 
 
-def read_classes(root: str | os.PathLike) -> list[str]:
-    """The class names of a dataset folder, from its ``label_map.txt`` (required: it sets the classifier
-    size)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder not found: {root} (expected train.txt, val.txt, label_map.txt)")
-    label_map = root / "label_map.txt"
-    if not label_map.is_file():
-        raise FileNotFoundError(
-            f"{label_map} is missing: a dataset folder needs a label map (one class name per "
-            "line, in label order), which sets the number of classes"
-        )
-    return read_label_map(label_map)
+def model_kwargs_for(name: str, recipe: dict, model_kwargs: dict) -> tuple[dict, list[str]]:
+    """The keyword arguments to build model ``name`` with ``recipe``, and the recipe's that were dropped.
+
+    The recipe's ``model_kwargs`` were written for its own model: for another model only those of
+    :data:`PORTABLE_MODEL_KWARGS` are kept; ``model_kwargs`` (the caller's) always apply.
+    """
+    recipe_kw = recipe.get("model_kwargs", {})
+    if name == recipe["model"]:
+        return {**recipe_kw, **model_kwargs}, []
+    dropped = sorted(k for k in recipe_kw if k not in PORTABLE_MODEL_KWARGS and k not in model_kwargs)
+    kept = {k: v for k, v in recipe_kw.items() if k in PORTABLE_MODEL_KWARGS}
+    return {**kept, **model_kwargs}, dropped
 
 
-def _build_model(
-    name: str, recipe: dict, model_kwargs: dict, num_classes: int | None
-) -> tuple[nn.Module, dict]:
-    kwargs = {**recipe.get("model_kwargs", {}), **model_kwargs}
-    if name != recipe["model"]:  # the recipe's kwargs were written for its own model
-        kwargs = {
-            k: v for k, v in kwargs.items() if k in ("num_classes", "num_frames", "dropout")
-        } | model_kwargs
+def _build_model(name: str, kwargs: dict, num_classes: int | None) -> tuple[nn.Module, dict]:
+    kwargs = dict(kwargs)
     if num_classes is not None:
         if "num_classes" in kwargs and kwargs["num_classes"] != num_classes:
-            raise ValueError(
+            raise BadConfigError(
                 f"num_classes={kwargs['num_classes']} (recipe/model kwargs) does not match the label "
                 f"map of the data, which has {num_classes} classes"
             )
         kwargs["num_classes"] = num_classes
     return create_model(name, **kwargs), kwargs
-
-
-def check_classes(model: nn.Module, classes: list[str], root: Path, what: str = "the model") -> None:
-    """Raise ``ValueError`` unless ``model``'s classifier has one output per class of
-    ``root/label_map.txt``."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    n_model = getattr(model, "num_classes", None) or (last[-1].out_features if last else None)
-    if n_model is not None and len(classes) != n_model:
-        raise ValueError(f"{what} has {n_model} classes, {root / 'label_map.txt'} has {len(classes)}")
 
 
 def _loss(model: nn.Module, clips, y, aux_weight: float | None):
@@ -165,24 +184,13 @@ def _aux_weight(model: nn.Module, recipe: dict) -> float | None:
     w = getattr(model, "aux_loss_weight", None)
     want = (recipe.get("aux_loss") or {}).get("weight")
     if want is not None and w is None and hasattr(model, "aux_loss_weight"):
-        raise ValueError(
+        raise BadConfigError(
             f"the recipe trains with an auxiliary loss (weight {want}) but the model's is switched off "
             "(aux_loss_weight=None); use a recipe without aux_loss for the ablation"
         )
     if want is not None and w is not None and not math.isclose(want, w):
-        raise ValueError(f"recipe aux_loss weight {want} differs from the model's aux_loss_weight {w}")
+        raise BadConfigError(f"recipe aux_loss weight {want} differs from the model's aux_loss_weight {w}")
     return w
-
-
-def amp_mode(amp: str | None, device: torch.device) -> str | None:
-    """The autocast dtype name for ``amp`` ("auto", "off", "bf16", "fp16") on ``device``; None = off."""
-    if amp in (None, "auto"):
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return None
-    if amp not in ("off", "bf16", "fp16"):
-        raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
-    return None if amp == "off" else amp
 
 
 def _wants_channels_last(model: nn.Module, device: torch.device) -> bool:
@@ -223,23 +231,52 @@ class Trainer:
         cfg: the options.
         model: an ``nn.Module`` to train in place instead of building ``cfg.model`` (it needs a
             ``default_cfg`` for the data pipeline).
+        frame_cache: a :class:`~vidlib.data.FrameCache` to keep the decoded videos in (default: the
+            process's :func:`~vidlib.data.shared_frame_cache` when ``cfg.frame_cache``, else none).
+
+    The recipe (overrides, ``auto_scale_lr``) and the model name are settled here, once.
 
     :meth:`fit` = :meth:`build`, :meth:`restore` when resuming, then per epoch :meth:`train_epoch`,
     :meth:`validate` when due and :meth:`save`. Everything the steps share is a typed attribute.
     """
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module | None = None):
+    def __init__(
+        self, cfg: TrainConfig, model: nn.Module | None = None, *, frame_cache: FrameCache | None = None
+    ):
         self.cfg, self._module = cfg, model
+        if frame_cache is None and cfg.frame_cache:
+            frame_cache = shared_frame_cache()
+        self.frame_cache = frame_cache
         self.recipe, self.override_log = resolve_recipe(
             cfg.recipe, cfg.overrides, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr
         )
         self.info, self.device = init_distributed(
             torch.device(cfg.device) if cfg.device is not None else get_device()
         )
+        rec = self.recipe
+        self.world_batch = rec["batch_size"] * self.info.world_size
+        if cfg.auto_scale_lr:
+            base_lr = rec["optimizer"]["lr"]
+            rec["optimizer"]["lr"] = scale_lr(base_lr, self.world_batch, rec["base_batch_size"])
+            self.override_log.append(
+                f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total "
+                f"batch {self.world_batch} / base {rec['base_batch_size']})"
+            )
         self.amp = amp_mode(cfg.amp, self.device)
-        label = cfg.model or (self.recipe["model"] if model is None else "model")
-        self.name = cfg.name or f"{label}_{self.recipe['name']}_s{cfg.seed}"
+        if model is not None:
+            self.model_name, self.model_kwargs = type(model).__name__, dict(cfg.model_kwargs)
+            self.dropped_kwargs: list[str] = []
+        else:
+            self.model_name = cfg.model or rec["model"]
+            self.model_kwargs, self.dropped_kwargs = model_kwargs_for(self.model_name, rec, cfg.model_kwargs)
+        label = "model" if model is not None else self.model_name
+        self.name = cfg.name or f"{label}_{rec['name']}_s{cfg.seed}"
         self.work_dir = Path(cfg.work_dir or Path("work_dirs") / self.name)
+        taken = next((p for p in (self.work_dir, *self.work_dir.parents) if p.exists()), None)
+        if taken is not None and not taken.is_dir():
+            raise ExistingPathError(
+                f"the work dir {self.work_dir} cannot be created: {taken} exists and is not a folder"
+            )
         self.data_root = Path(cfg.data)
         self.state = TrainState()
         self.log = RunLog(self.work_dir, self.info.is_main, cfg.verbose)
@@ -260,26 +297,30 @@ class Trainer:
     def _build_model_and_data(self) -> None:
         cfg, rec, root = self.cfg, self.recipe, self.data_root
         self.classes = read_classes(root)
-        n_classes = len(self.classes)
         if self._module is not None:
-            net, self.model_name, self.model_kwargs = (
-                self._module,
-                type(self._module).__name__,
-                dict(cfg.model_kwargs),
-            )
+            net = self._module
         else:
-            self.model_name = cfg.model or rec["model"]
-            net, self.model_kwargs = _build_model(self.model_name, rec, cfg.model_kwargs, n_classes)
+            if self.dropped_kwargs:
+                self.log(
+                    f"WARNING: model {self.model_name} is not the recipe's ({rec['model']}): the recipe's "
+                    f"model_kwargs {', '.join(self.dropped_kwargs)} are not used (only "
+                    f"{', '.join(PORTABLE_MODEL_KWARGS)} carry over to another model)"
+                )
+            net, self.model_kwargs = _build_model(self.model_name, self.model_kwargs, len(self.classes))
         check_classes(net, self.classes, root)
         if not hasattr(net, "default_cfg"):
-            raise ValueError(
+            raise BadConfigError(
                 f"{self.model_name} has no default_cfg (see vidlib.models.make_cfg): the data pipeline "
                 "needs it"
             )
-        cache = shared_frame_cache() if cfg.frame_cache is True else (cfg.frame_cache or None)
         self.data_overrides = recipe_data(rec)[0]
         self.train_set, self.val_set = build_datasets(
-            root, net.default_cfg, rec, backend=cfg.backend, on_error=cfg.on_error, frame_cache=cache
+            root,
+            net.default_cfg,
+            rec,
+            backend=cfg.backend,
+            on_error=cfg.on_error,
+            frame_cache=self.frame_cache,
         )
         for split, ds in (("train", self.train_set), ("val", self.val_set)):
             if ds.missing:
@@ -297,14 +338,6 @@ class Trainer:
 
     def _build_optimisation(self) -> None:
         cfg, rec, info = self.cfg, self.recipe, self.info
-        self.world_batch = rec["batch_size"] * info.world_size
-        if cfg.auto_scale_lr:
-            base_lr = rec["optimizer"]["lr"]
-            rec["optimizer"]["lr"] = scale_lr(base_lr, self.world_batch, rec["base_batch_size"])
-            self.override_log.append(
-                f"optimizer.lr: {base_lr} -> {rec['optimizer']['lr']} (auto-scale-lr: total "
-                f"batch {self.world_batch} / base {rec['base_batch_size']})"
-            )
         for line in self.override_log:
             self.log(f"override {line}")
         self.sampler = EpochSampler(
@@ -321,7 +354,7 @@ class Trainer:
         )
         self.iters_per_epoch = self.sampler.num_samples // rec["batch_size"]
         if self.iters_per_epoch == 0:
-            raise ValueError(
+            raise BadConfigError(
                 f"batch size {rec['batch_size']} is larger than the {self.sampler.num_samples} training "
                 f"videos per process in {cfg.data}"
             )
@@ -392,8 +425,9 @@ class Trainer:
             enabled=self.info.is_main,
         )
         for clips, y in self.loader:
-            loss_value, correct = self._step(clips, y)
-            st.add_batch(loss_value, correct, len(y))
+            with _sigint_deferred():  # a Ctrl-C lands between iterations, with the state whole
+                loss_value, correct = self._step(clips, y)
+                st.add_batch(loss_value, correct, len(y))
             bar.update(f"loss {loss_value:.4f} | lr {self._lr():.4g}", loss=f"{loss_value:.3f}")
             if cfg.save_every_iters and st.global_iter % cfg.save_every_iters == 0:
                 self.save()
@@ -464,8 +498,8 @@ class Trainer:
         path = Path(path)
         ck, meta = load_checkpoint_file(path), self._meta()
         fmt = ck.get("format")
-        if fmt not in (CHECKPOINT_FORMAT, "vidlib-train-1"):
-            raise RuntimeError(f"{path} is not a vidlib training checkpoint (format {fmt!r})")
+        if fmt not in TRAIN_FORMATS:
+            raise BadFileError(f"{path} is not a vidlib training checkpoint (format {fmt!r})")
         if ck["model_name"] != meta["model_name"]:
             self.log(
                 f"WARNING: {path} was written for model {ck['model_name']!r}, resuming {meta['model_name']!r}"
@@ -518,14 +552,29 @@ class Trainer:
                 if created:
                     shutil.rmtree(self.work_dir, ignore_errors=True)
                 raise
-            return self._fit()
+            try:
+                return self._fit()
+            except KeyboardInterrupt:
+                raise self._interrupted() from None
         except BaseException as e:
-            if self.work_dir.is_dir():
+            if self.work_dir.is_dir() and not isinstance(e, TrainingInterrupted):
                 self.log(f"ERROR ({type(e).__name__}): {error_message(e)}", echo=False)
             raise
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
             cleanup()
+
+    def _interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C after the build: checkpoint where the run stands (one process; the steps are shielded
+        from SIGINT, so the state is whole), log it, and say where the checkpoint is."""
+        if self.info.world_size == 1 and self.info.is_main:
+            self.save()
+        last = self.ckpt.latest()
+        self.log(
+            f"interrupted at epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch}; "
+            f"last checkpoint: {last or '(none)'}"
+        )
+        return TrainingInterrupted(last, self.state.epoch, self.state.iter_in_epoch)
 
     def _fit(self) -> RunSummary:
         resume_from = self._resume_path()
@@ -707,7 +756,11 @@ def plan_epochs(cfg: TrainConfig, minutes: float, probe_iters: int = 8) -> dict:
 
 
 def train(
-    model: str | nn.Module | TrainConfig | None = None, data: str | os.PathLike = "data/synthetic", **options
+    model: str | nn.Module | TrainConfig | None = None,
+    data: str | os.PathLike = "data/synthetic",
+    *,
+    frame_cache: bool | FrameCache = False,
+    **options,
 ) -> RunSummary:
     """Train a model with a recipe and return the run summary: ``Trainer(TrainConfig(...)).fit()``.
 
@@ -716,6 +769,8 @@ def train(
             whole :class:`~vidlib.engine.config.TrainConfig` (then ``data`` and ``options`` must be left out).
         data: a dataset folder with ``train.txt``, ``val.txt`` (mmaction2 lists relative to it) and
             ``label_map.txt``, e.g. ``data/synthetic`` (``python -m vidlib.data.synthetic``).
+        frame_cache: keep the decoded videos in memory: True (the process's shared frame cache) or a
+            :class:`~vidlib.data.FrameCache`.
         **options: :class:`~vidlib.engine.config.TrainConfig` fields (``recipe``, ``epochs``, ``seed``,
             ``work_dir``, ``model_kwargs=dict(num_frames=8)``, ...); a misspelt one raises ``TypeError``
             listing them all.
@@ -726,13 +781,15 @@ def train(
     ``preds``, ``labels``, ...), ``best``, ``minutes_per_epoch``, the resolved ``recipe`` and the
     ``overrides`` log; ``.model`` holds the trained model.
     """
+    cache = frame_cache if isinstance(frame_cache, FrameCache) else None
     if isinstance(model, TrainConfig):
-        if options:
+        if options or frame_cache is True:
             raise TypeError(
                 "train(TrainConfig): give every option in the config (dataclasses.replace(cfg, ...))"
             )
-        return Trainer(model).fit()
+        return Trainer(model, frame_cache=cache).fit()
     check_option_names(options)
+    options["frame_cache"] = frame_cache is True
     if isinstance(model, nn.Module):
-        return Trainer(TrainConfig(data=data, **options), model=model).fit()
-    return Trainer(TrainConfig(model=model, data=data, **options)).fit()
+        return Trainer(TrainConfig(data=data, **options), model=model, frame_cache=cache).fit()
+    return Trainer(TrainConfig(model=model, data=data, **options), frame_cache=cache).fit()

@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from ..errors import UnknownModelError, UnknownOptionError
+
 __all__ = [
     "register_model",
     "create_model",
@@ -87,7 +89,7 @@ def create_model(
     if name not in _MODELS:
         close = [n for n in _MODELS if name.split("_")[0] in n]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}{hint}; "
             f"available models: {', '.join(list_models())}"
         )
@@ -119,7 +121,7 @@ def _check_keywords(name: str, fn: Callable[..., nn.Module], kw: dict) -> None:
         hints = "".join(
             f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c
         )
-        raise TypeError(
+        raise UnknownOptionError(
             f"{name}() got unexpected keyword arguments {unknown}{hints}; "
             f"{name} takes: {', '.join(params)}"
         )

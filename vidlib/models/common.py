@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import BadConfigError
+
 __all__ = ["check_clip", "ClsHead"]
 
 
@@ -50,7 +52,7 @@ def check_clip(
     ):
         # plain ints, also while a FLOP counter traces the model
         shape = tuple(int(d) for d in x.shape)
-        raise ValueError(f"{who}: expected a clip [B, 3, {t}, {hw}], got {shape}")
+        raise BadConfigError(f"{who}: expected a clip [B, 3, {t}, {hw}], got {shape}")
 
 
 class ClsHead(nn.Module):
