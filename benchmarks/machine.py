@@ -45,18 +45,14 @@ CHANNELS_LAST = {"tsn", "tsm", "tanet", "tin"}  # 2D backbones: the engine conve
 
 def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int) -> float:
     """GMAC/s of the best of ``repeats`` ``[n, n] @ [n, n]`` products (n³ multiply-adds each)."""
+    from vidlib.utils import time_interleaved
+
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    best = float("inf")
-    for i in range(repeats + 1):  # the first product warms up
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            best = min(best, time.perf_counter() - t0)
+    # one product warms up; the GPU's are waited for inside each timing
+    best = time_interleaved(
+        {"mm": lambda: torch.mm(a, b)}, warmup=1, repeats=repeats, synchronize=device == "cuda"
+    )["mm"]
     return n**3 / best / 1e9
 
 
@@ -92,9 +88,8 @@ def gpu_rows(name: str, kwargs: dict, shape: tuple, warmup: int, repeats: int) -
         def run(x=x, bf16=dtype == "bf16"):
             with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
                 model(x)
-            torch.cuda.synchronize()
 
-        sec = time_interleaved({"f": run}, warmup=warmup, repeats=repeats)["f"]
+        sec = time_interleaved({"f": run}, warmup=warmup, repeats=repeats, synchronize=True)["f"]
         rows.append(
             dict(
                 batch=batch,

@@ -24,10 +24,8 @@ import fnmatch
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 
 #: (registered name, create_model kwargs, input [B, 3, T, H, W]): paper shape at batch 1, tiny at batch 8.
 MODELS = [
@@ -66,42 +64,20 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _time(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _time_pair(fa, fb, warmup: int, repeats: int) -> tuple[float, float]:
-    """Best-of-``repeats`` seconds of ``fa`` and ``fb``, run alternately so both see the same machine load."""
-    for _ in range(warmup):
-        fa(), fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, ts in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return min(ta), min(tb)
-
-
 def bench_one(name: str, kwargs: dict, shape: tuple, threads: int, warmup: int, repeats: int) -> dict:
     """Build ``name`` and time its forward pass on a random clip of ``shape`` (run in a subprocess)."""
     import torch
 
     import vidlib
+    from vidlib.utils import time_interleaved
 
     torch.set_num_threads(threads)
     model = vidlib.create_model(name, **kwargs).eval()
     x = torch.randn(shape)
     model_mib = _rss_mib()
     with torch.no_grad():
-        sec = _time(lambda: model(x), warmup, repeats)
+        fwd = {"fwd": lambda: model(x)}
+        sec = time_interleaved(fwd, warmup=warmup, repeats=repeats, statistic="median")["fwd"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return dict(
         model=name,
@@ -185,6 +161,7 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
     import vidlib
     from vidlib.models import tin as tin_mod
     from vidlib.models.tam import TAM
+    from vidlib.utils import time_interleaved
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -193,7 +170,8 @@ def run_naive(threads: int, warmup: int, repeats: int) -> list[dict]:
     def row(what, ours, naive, check):
         with torch.no_grad():
             diff = (ours() - naive()).abs().max().item() if check else float("nan")
-            a, b = _time_pair(ours, naive, warmup, repeats)
+            best = time_interleaved({"ours": ours, "naive": naive}, warmup=warmup, repeats=repeats)
+            a, b = best["ours"], best["naive"]
         rows.append(dict(what=what, ours_ms=1e3 * a, naive_ms=1e3 * b, speedup=b / a, max_abs_diff=diff))
         print(
             f"{what:<44} ours {1e3 * a:8.2f} ms  naive {1e3 * b:8.2f} ms  "

@@ -40,7 +40,7 @@ def test_every_readme_command_runs(tmp_path):
         proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     assert (tmp_path / "work_dirs/readme_tsm/test.json").is_file()
-    assert (tmp_path / "results/runs/readme_tsm.json").is_file()
+    assert (tmp_path / "work_dirs/readme_tsm/summary.json").is_file()
     (snippet,) = re.findall(r"```python\n(.*?)```", section(), flags=re.S)  # then the Python example
     proc = subprocess.run(
         [sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600

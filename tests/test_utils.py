@@ -299,3 +299,32 @@ def test_time_interleaved_times_each_function_and_interleaves_them():
     assert calls == ["a", "b"] * 4  # one warm-up round, then a, b, a, b, ...
     with pytest.raises(ValueError, match="repeats"):
         vidlib.utils.time_interleaved({"a": lambda: None}, repeats=0)
+
+
+def test_time_interleaved_statistics_and_gpu_synchronisation(monkeypatch):
+    """``statistic`` picks the best, the median or every time; ``synchronize`` waits for the GPU around each
+    timed call (the benchmarks and ``python -m vidlib benchmark`` time CUDA work through it)."""
+    import time
+
+    def clock(*ticks):  # perf_counter reads: start and stop of each timed call
+        it = iter(ticks)
+        monkeypatch.setattr(time, "perf_counter", lambda: next(it))
+
+    def run(statistic):
+        return vidlib.utils.time_interleaved({"a": lambda: None}, warmup=0, repeats=3, statistic=statistic)
+
+    clock(0.0, 1.0, 10.0, 13.0, 20.0, 22.0)  # calls of 1, 3 and 2 s
+    assert run("all") == {"a": [1.0, 3.0, 2.0]}
+    clock(0.0, 1.0, 10.0, 13.0, 20.0, 22.0)
+    assert run("median") == {"a": 2.0}
+    clock(0.0, 1.0, 10.0, 13.0, 20.0, 22.0)
+    assert run("min") == {"a": 1.0}
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="statistic"):
+        vidlib.utils.time_interleaved({"a": lambda: None}, statistic="mean")
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: synced.append(1))
+    vidlib.utils.time_interleaved(
+        {"a": lambda: None, "b": lambda: None}, warmup=1, repeats=2, synchronize=True
+    )
+    assert len(synced) == 2 * 2 * 2  # before and after each of the 4 timed calls

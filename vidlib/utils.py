@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import statistics
 import textwrap
 import time
 from collections.abc import Callable, Mapping
@@ -232,22 +233,40 @@ def capture_outputs(modules: Mapping[str, torch.nn.Module]):
             h.remove()
 
 
-def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 3, repeats: int = 10) -> dict:
-    """Best-of-``repeats`` wall time (seconds) of each function in ``fns``, called in turn.
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    warmup: int = 3,
+    repeats: int = 10,
+    statistic: str = "min",
+    synchronize: bool = False,
+) -> dict:
+    """Wall time (seconds) of each function in ``fns``, called in turn: vidlib's one timer.
 
     The functions run interleaved (a, b, c, a, b, c, ...), so a change of machine load affects them all
-    alike, and the minimum over repeats is the least disturbed run. ``warmup`` rounds run first and are
-    not timed (allocator and kernel caches warm up).
+    alike. ``warmup`` rounds run first and are not timed (allocator and kernel caches warm up).
+
+    Args:
+        statistic: what each value is: ``"min"`` (the best of ``repeats``: the least disturbed run),
+            ``"median"``, or ``"all"`` (the list of the ``repeats`` times, in order).
+        synchronize: wait for the GPU (``torch.cuda.synchronize()``) before starting each clock and before
+            stopping it, so that the asynchronous CUDA work of a call is inside its time.
     """
+    reduce = {"min": min, "median": statistics.median, "all": list}
     if repeats < 1:
         raise ValueError(f"time_interleaved: repeats must be >= 1, got {repeats}")
+    if statistic not in reduce:
+        raise ValueError(f"time_interleaved: statistic must be one of {', '.join(reduce)}, got {statistic!r}")
+    sync = torch.cuda.synchronize if synchronize else (lambda: None)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    best = {name: float("inf") for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            sync()
             t0 = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: reduce[statistic](ts) for name, ts in times.items()}
