@@ -1,5 +1,5 @@
-"""``python -m vidlib {train,test,flops,benchmark} ...``: the command-line interface (see
-vidlib.engine.cli)."""
+"""``python -m vidlib {train,test,flops,benchmark,recipes} ...``: the command-line interface (see
+vidlib.engine.cli; bad input exits with status 2, Ctrl-C during ``train`` with 130)."""
 
 
 def main(argv=None) -> int:

@@ -164,8 +164,7 @@ class TrainConfig:
         if not isinstance(self.frame_cache, bool):
             raise BadConfigError(
                 f"TrainConfig.frame_cache is True or False, got {type(self.frame_cache).__name__}: pass a "
-                "FrameCache object to Trainer(cfg, frame_cache=...), train(..., frame_cache=...) or "
-                "train_many(runs, frame_cache=...)"
+                "FrameCache object to Trainer(cfg, frame_cache=...) or train(..., frame_cache=...)"
             )
         for name, value, choices in (
             ("amp", self.amp, AMP_CHOICES),

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..data import EpochSampler, FrameCache, build_dataset, make_loader, shared_frame_cache
 from ..data.annotations import read_classes
-from ..errors import BadConfigError, BadFileError, ExistingPathError
+from ..errors import BadConfigError, BadFileError, ExistingPathError, InputError
 from ..models import create_model
 from ..utils import get_device, num_params, seed_everything
 from ..weights import load_mmaction2, load_state_dict_strict
@@ -83,8 +83,9 @@ __all__ = [
 PORTABLE_MODEL_KWARGS = ("num_classes", "num_frames", "dropout")
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; the message names the iteration and the last good checkpoint."""
+class NonFiniteLossError(InputError, FloatingPointError):
+    """The loss became NaN or inf; the message names the iteration and the last good checkpoint, and what to
+    change (the learning rate, clipping, amp): the command line reports it as bad input (exit status 2)."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
