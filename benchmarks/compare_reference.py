@@ -374,7 +374,7 @@ def main(argv=None) -> None:
 
     import make_stam_golden as sg
 
-    from vidlib.report import code_identity
+    from vidbook.results import code_identity
 
     stam_ok = bool(args.stam) and (Path(args.stam) / "stam").is_dir()
     head = Header(

@@ -30,7 +30,7 @@ chapter reads (``results/<chapter>_kernels.json``). A model may carry keyword ar
         stam_mean_tiny --frame-pretraining
 
 ``--frame-pretraining`` first pre-trains the tiny STAM's frame encoder in each setting, as the STAM
-chapter does (``vidlib.engine.pretrain_to_file``), and starts every run from it (``vit_init=``).
+chapter does (``vidbook.experiments.pretrain_to_file``), and starts every run from it (``vit_init=``).
 
 Each setting takes as long as the chapter's own training (about 10 minutes on 2 idle cores).
 """
@@ -77,17 +77,11 @@ def run_grid(args) -> dict:
     import numpy as np
     import torch
 
+    from vidbook.experiments import evaluate_speeds, tempo_metrics
+    from vidbook.modes import environment
     from vidlib.data import shared_frame_cache
-    from vidlib.engine import (
-        TrainConfig,
-        evaluate_recipe,
-        evaluate_speeds,
-        get_recipe,
-        tempo_metrics,
-        train_many,
-    )
+    from vidlib.engine import TrainConfig, evaluate_recipe, get_recipe, train_many
     from vidlib.engine.metrics import pair_accuracy
-    from vidlib.report import environment
 
     meta = json.loads((Path(args.data) / "meta.json").read_text())
     pairs = meta["reversal_pairs"]
@@ -105,7 +99,7 @@ def run_grid(args) -> dict:
     specs = [parse_model(m) for m in args.models]
     pretraining = None
     if args.frame_pretraining:  # the STAM chapter's encoder, pre-trained under this setting's kernels
-        from vidlib.engine import pretrain_to_file
+        from vidbook.experiments import pretrain_to_file
 
         encoder = Path(args.work_dir) / "frame_encoder.pth"
         pre = pretrain_to_file(encoder, specs[0][1])
@@ -125,7 +119,7 @@ def run_grid(args) -> dict:
         scores, y = np.asarray(r["val"]["scores"]), np.asarray(r["val"]["labels"])
         m = pair_accuracy(scores, y, pairs)
         m["groups"] = {k: pair_accuracy(scores, y, g) for k, g in groups.items()}
-        if args.speeds:  # the validation set at other playback speeds (vidlib.engine.tempo)
+        if args.speeds:  # the validation set at other playback speeds (vidbook.experiments.tempo)
             recipe = get_recipe(args.recipe)
             reports = evaluate_speeds(r.model, args.data, recipe, args.speeds, frame_cache=cache)
             m["speeds"] = {
@@ -169,7 +163,7 @@ def main(argv=None) -> None:
         "--speeds",
         nargs="+",
         type=float,
-        help="also evaluate every run at these playback speeds (vidlib.engine.evaluate_speeds)",
+        help="also evaluate every run at these playback speeds (vidbook.experiments.evaluate_speeds)",
     )
     ap.add_argument(
         "--train-eval",

@@ -225,7 +225,7 @@ def main(argv=None) -> None:
         tmp.replace(a.out)
         return print(f"updated the book build times in {a.out}")
     torch.set_num_threads(a.threads)
-    from vidlib.report import code_identity
+    from vidbook.results import code_identity
 
     start = time.perf_counter()
     out = dict(

@@ -2,8 +2,8 @@
 
 - every visible code cell fits the rendered page: lines of at most 88 columns (hidden cells: 110);
 - every chapter starts with a hidden setup cell (``remove-cell``);
-- a paper chapter takes its mode from ``report.chapter_mode()``, writes its results with
-  ``report.save_results`` and ends with a bibliography.
+- a paper chapter takes its mode from ``modes.chapter_mode()``, writes its results with
+  ``results.save_results`` and ends with a bibliography.
 """
 
 import re
@@ -55,7 +55,7 @@ PAPERS = [p for p in CHAPTERS if p.stem not in NOT_PAPERS]
 @pytest.mark.parametrize("path", PAPERS, ids=[p.stem for p in PAPERS])
 def test_a_paper_chapter_follows_the_pattern(path):
     text = path.read_text()
-    assert "report.chapter_mode()" in text and "report.save_results(" in text
+    assert "modes.chapter_mode()" in text and "results.save_results(" in text
     # Each chapter's bibliography lists its own citations under its own key prefix (a key cited by two
     # pages would otherwise be a duplicate citation): {cite:p}`tam-liu2021tam` with :keyprefix: tam-
     ending = f"```{{bibliography}}\n:filter: docname in docnames\n:keyprefix: {path.stem}-\n```"

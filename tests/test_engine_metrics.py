@@ -117,7 +117,7 @@ def test_plots_return_figures():
     import matplotlib
 
     matplotlib.use("Agg")
-    from vidlib.engine import plot_confusion, plot_curves
+    from vidbook.figures import plot_confusion, plot_curves
 
     history = [
         {"epoch": 1, "train_loss": 2.0, "train_top1": 0.2, "val_top1": 0.25},
@@ -158,8 +158,7 @@ def test_chapter_figures_return_figures():
 
     matplotlib.use("Agg")
     import vidlib
-    from vidlib import figures
-    from vidlib.models import csn
+    from vidbook import figures, probes
 
     fig = figures.tsm_shift(num_segments=4, channels=8, shift_div=4)
     assert len(fig.axes) == 2
@@ -182,7 +181,7 @@ def test_chapter_figures_return_figures():
     assert (len(dense.lines), len(ip.lines), len(ir.lines)) == (16, 16 + 4, 4)  # channel edges
     assert "432 weights" in dense.get_title() and "124" in ip.get_title() and "108" in ir.get_title()
     net = vidlib.create_model("ipcsn_tiny", num_classes=3)
-    profiles = csn.temporal_profiles(net)
+    profiles = probes.temporal_profiles(net)
     fig = figures.csn_change_share(profiles, profiles)
     ax = fig.axes[0]
     assert len(ax.collections) == 2 * 4 and len(ax.lines) == 2 * 4 + 1  # dots, means, chance
@@ -196,8 +195,8 @@ def test_stam_figures():
 
     matplotlib.use("Agg")
     import vidlib
-    from vidlib import figures
-    from vidlib.models.stam import temporal_attention
+    from vidbook import figures
+    from vidbook.probes import temporal_attention
 
     fig = figures.stam_overview(num_frames=16)
     texts = [t.get_text() for t in fig.axes[0].texts]

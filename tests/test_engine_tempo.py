@@ -1,4 +1,4 @@
-"""Playback speed through the sampler (vidlib.data.PlaybackSpeed, vidlib.engine.tempo): the index
+"""Playback speed through the sampler (vidlib.data.PlaybackSpeed, vidbook.experiments.tempo): the index
 arithmetic, the spec, and an evaluation at several speeds that changes only the frames sampled; and
 ``evaluate_recipe``, the recipe's validation view of any split, which the speed sweep is built on."""
 
@@ -8,15 +8,9 @@ import torch
 from conftest import SMALL
 
 import vidlib
+from vidbook.experiments import evaluate_speeds, speed_sampling, tempo_metrics
 from vidlib.data import PlaybackSpeed, SampleFrames, build_dataset, build_sampler
-from vidlib.engine import (
-    evaluate,
-    evaluate_recipe,
-    evaluate_speeds,
-    get_recipe,
-    speed_sampling,
-    tempo_metrics,
-)
+from vidlib.engine import evaluate, evaluate_recipe, get_recipe
 from vidlib.engine.recipes import apply_overrides
 
 SEGMENTS = dict(name="SampleFrames", clip_len=1, frame_interval=1, num_clips=8)

@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import vidlib
+from vidbook.results import published
 from vidlib.flops import count_flops
-from vidlib.report import published
 
 
 class ConvBnReluPool(nn.Module):

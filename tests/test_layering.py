@@ -1,23 +1,23 @@
-"""vidlib's import graph: no cycles, and every import points down the layers.
+"""The import graphs of the library (``vidlib``) and the book layer (``vidbook``): no cycles, every
+import points down the layers, and the library never imports the book layer.
 
 The modules are parsed with ``ast`` (nothing is imported); relative imports are resolved, and imports
 inside functions count as well (a lazy import is still a dependency). The layers, lowest first:
 
-    utils < data < weights < models < vidlib (the package's __init__) < flops | golden < engine
-          < report | figures | __main__ < reproduction | performance
+    the library:     errors < utils < data < weights < models < vidlib (the package's __init__)
+                     < flops | golden < engine < __main__
+    the book layer:  vidbook.modes < vidbook.results < vidbook.stats | listings | probes
+                     < vidbook.tables | figures | experiments < vidbook (its __init__)
+                     < vidbook.reproduction | performance
 
-- ``utils``: helpers for everything; ``data``: videos to tensors (never models, engine or report);
+- ``errors``: the bad-input exception family; ``utils``: small helpers; ``data``: videos to tensors;
 - ``weights``: model-agnostic checkpoint reading and strict loading (no model);
-- ``models``: the zoo, built on data (label maps), weights and utils; never engine, report, flops or golden;
-- ``vidlib``: the package's public face (``create_model``, ``list_models``, utils);
+- ``models``: the zoo; never engine, flops or golden;
+- ``vidlib``: the package's public face (``create_model``, ``list_models``);
 - ``flops`` and ``golden``: measuring models (peers: neither imports the other);
-- ``engine``: training, evaluation, recipes, CLI; never report;
-- ``report``, ``figures`` and ``__main__``: the chapters' helpers and figures, and the command line;
-  nothing imports them but ``reproduction``;
-- ``reproduction``: the closing page's helpers (``book/report.md``, the README's results block), built on
-  ``report``; nothing imports it;
-- ``performance``: the performance page's data (``book/performance.md``, ``results/bench_*.json``), built on
-  ``report``; nothing imports it.
+- ``engine``: training, evaluation, recipes; ``__main__``: the command line;
+- ``vidbook.*``: the pages' logic, above all of the library; nothing in ``vidlib`` imports it
+  (:func:`test_the_library_never_imports_the_book_layer`).
 
 A module may import modules of its own layer and of lower layers. Layers of the same rank (``|``) may
 not import each other.
@@ -30,23 +30,33 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vidlib"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "vidlib"
+BOOK_PACKAGE = ROOT / "vidbook"
 
 #: (layer, rank, module prefixes): the longest matching prefix decides a module's layer.
 LAYERS = [
-    ("utils", 0, ("vidlib.utils",)),
-    ("data", 1, ("vidlib.data",)),
-    ("weights", 2, ("vidlib.weights",)),
-    ("models", 3, ("vidlib.models",)),
-    ("vidlib", 4, ("vidlib",)),
-    ("flops", 5, ("vidlib.flops",)),
-    ("golden", 5, ("vidlib.golden",)),
-    ("engine", 6, ("vidlib.engine",)),
-    ("report", 7, ("vidlib.report",)),
-    ("figures", 7, ("vidlib.figures",)),
-    ("__main__", 7, ("vidlib.__main__",)),
-    ("reproduction", 8, ("vidlib.reproduction",)),
-    ("performance", 8, ("vidlib.performance",)),
+    ("errors", 0, ("vidlib.errors",)),
+    ("utils", 1, ("vidlib.utils",)),
+    ("data", 2, ("vidlib.data",)),
+    ("weights", 3, ("vidlib.weights",)),
+    ("models", 4, ("vidlib.models",)),
+    ("vidlib", 5, ("vidlib",)),
+    ("flops", 6, ("vidlib.flops",)),
+    ("golden", 6, ("vidlib.golden",)),
+    ("engine", 7, ("vidlib.engine",)),
+    ("__main__", 8, ("vidlib.__main__",)),
+    ("book.modes", 10, ("vidbook.modes",)),
+    ("book.results", 11, ("vidbook.results",)),
+    ("book.stats", 12, ("vidbook.stats",)),
+    ("book.listings", 12, ("vidbook.listings",)),
+    ("book.probes", 12, ("vidbook.probes",)),
+    ("book.tables", 13, ("vidbook.tables",)),
+    ("book.figures", 13, ("vidbook.figures",)),
+    ("book.experiments", 13, ("vidbook.experiments",)),
+    ("vidbook", 14, ("vidbook",)),
+    ("book.reproduction", 15, ("vidbook.reproduction",)),
+    ("book.performance", 15, ("vidbook.performance",)),
 ]
 
 
@@ -73,12 +83,17 @@ def _imports(tree: ast.AST, module: str, is_package: bool, modules: set[str]) ->
                 base = node.module or ""
             for alias in node.names:  # ``from pkg import submodule`` depends on the submodule itself
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
-    return {m for m in found if m == "vidlib" or m.startswith("vidlib.")}
+    return {m for m in found if m.split(".")[0] in ("vidlib", "vidbook")}
 
 
-def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
-    """``{module: {vidlib modules it imports}}`` for every ``.py`` file under ``root``."""
-    files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+def import_graph(*roots: Path) -> dict[str, set[str]]:
+    """``{module: {vidlib and vidbook modules it imports}}`` for every ``.py`` file under ``roots``
+    (default: both packages)."""
+    files = {
+        module_name(p, root): p
+        for root in (roots or (PACKAGE, BOOK_PACKAGE))
+        for p in sorted(root.rglob("*.py"))
+    }
     modules = set(files)
     return {
         m: _imports(ast.parse(p.read_text(), str(p)), m, p.name == "__init__.py", modules) - {m}
@@ -192,8 +207,27 @@ def test_every_vidlib_import_names_an_existing_module(graph):
 
 
 def test_lazy_imports_are_in_the_graph(graph):
-    """``report.cost_rows`` imports ``vidlib.flops`` inside the function: still an edge of the graph."""
-    assert "vidlib.flops" in graph["vidlib.report"]
+    """``tables.cost_rows`` imports ``vidlib.flops`` inside the function: still an edge of the graph."""
+    assert "vidlib.flops" in graph["vidbook.tables"]
+
+
+def test_the_library_never_imports_the_book_layer(graph):
+    """``vidlib`` is what a user installs; the book's page logic sits on top of it and never below."""
+    assert any(m.startswith("vidbook.") for m in graph) and any(m.startswith("vidlib.") for m in graph)
+    upward = sorted(
+        f"{m} imports {t}"
+        for m, ts in graph.items()
+        if m.split(".")[0] == "vidlib"
+        for t in ts
+        if t.split(".")[0] == "vidbook"
+    )
+    assert not upward, "the library imports the book layer:\n" + "\n".join(upward)
+
+
+def test_the_book_layer_check_catches_an_upward_import():
+    bad = {"vidlib.engine.training": {"vidbook.tables"}, "vidbook.tables": set()}
+    lines = direction_violations(bad)
+    assert lines and lines[0].startswith("vidlib.engine.training (layer engine) imports vidbook.tables")
 
 
 def test_no_import_cycles(graph):

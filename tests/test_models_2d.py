@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import vidlib
+from vidbook.results import published
 from vidlib.models.resnet2d import TINY
 from vidlib.models.tam import TAM
 from vidlib.models.tin import TemporalInterlace, linear_sampler, tin_shift
 from vidlib.models.tsm import resnet_tsm, temporal_shift
-from vidlib.report import published
 
 TINY_MODELS = ["tsn_tiny", "tsm_tiny", "tanet_tiny", "tin_tiny"]
 R50_MODELS = ["tsn_r50", "tsm_r50", "tanet_r50", "tin_r50"]
@@ -298,7 +298,7 @@ def test_tanet_keeps_tam_modules_out_of_the_resnet_keys():
 
 
 def test_interlace_outputs_lists_every_module_in_order():
-    from vidlib.models.tin import interlace_outputs
+    from vidbook.probes import interlace_outputs
 
     model = vidlib.create_model("tin_tiny", num_classes=5).eval()
     out = interlace_outputs(model, torch.randn(3, 3, 8, 32, 32))

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 import torchvision
 
 import vidlib
+from vidbook.results import published
 from vidlib import create_model, num_params
 from vidlib.flops import count_flops
 from vidlib.models._registry import IMAGENET_MEAN, IMAGENET_STD
 from vidlib.models.csn import CSNBottleneck3d
 from vidlib.models.resnet3d import inflate_from_2d
-from vidlib.report import published
 from vidlib.weights import CheckpointError, load_mmaction2
 
 TINY_3D = ["slowonly_tiny", "r3d_tiny", "ircsn_tiny", "ipcsn_tiny", "tpn_slowonly_tiny", "tpn_tsm_tiny"]
@@ -506,7 +506,7 @@ def test_csn_pretrain_picks_the_published_checkpoint_and_its_normalisation():
 def test_temporal_profiles_and_change_share():
     """Profiles: one per depthwise conv (ir: 4 in the tiny net), weights summed over space; change share 0
     for a temporal average, 1 for a zero-sum (difference) filter, (kt-1)/kt on average for random taps."""
-    from vidlib.models.csn import change_share, temporal_profiles
+    from vidbook.probes import change_share, temporal_profiles
 
     net = create_model("ircsn_tiny", num_classes=3)
     profiles = temporal_profiles(net)

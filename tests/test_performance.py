@@ -1,4 +1,4 @@
-"""The performance page's data (``vidlib.performance``): the files of ``make bench`` exist, are not older
+"""The performance page's data (``vidbook.performance``): the files of ``make bench`` exist, are not older
 than the code they measured, and the rendered page shows exactly their numbers.
 
 A stale file fails here on purpose: re-run ``make bench`` after changing ``vidlib/models`` or
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vidlib import performance, report
+from vidbook import figures, performance, results, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = Path(os.environ.get("VIDLIB_BOOK_HTML", ROOT / "_build" / "html")) / "book" / "performance.html"
@@ -55,11 +55,11 @@ def test_a_stale_or_missing_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_source_hash_follows_the_source():
-    h = report.source_hash("models")
-    assert h == report.source_hash("models") and len(h) == 16
-    assert h != report.source_hash("data")
+    h = results.source_hash("models")
+    assert h == results.source_hash("models") and len(h) == 16
+    assert h != results.source_hash("data")
     with pytest.raises(FileNotFoundError):
-        report.source_hash("no_such_part")
+        results.source_hash("no_such_part")
 
 
 def test_side_by_side_rows_and_ratios():
@@ -100,7 +100,7 @@ def _page_text() -> str:
 
 
 def _cells(rows, columns, floatfmt=".2f") -> set[str]:
-    text = report.table_text(rows, columns, floatfmt)
+    text = tables.table_text(rows, columns, floatfmt)
     return {c.strip() for line in text.splitlines()[2:] for c in line.strip("|").split(" | ")}
 
 
@@ -122,7 +122,6 @@ def test_the_peak_share_figure_draws_one_bar_per_model():
     import matplotlib
 
     matplotlib.use("Agg")
-    from vidlib import figures
 
     rows = [
         dict(model="a_r50", input="1×8×224²", gmac_per_s=50.0),

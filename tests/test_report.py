@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vidlib import report
+from vidbook import modes, results, stats, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,19 +47,19 @@ def _root(monkeypatch):
 
 def test_yaml_loads_and_sections():
     for section in ("entries", "papers", "sources"):
-        assert report.published(section=section)
+        assert results.published(section=section)
 
 
 @pytest.mark.parametrize("key", KEYS_USED_BY_MODELS)
 def test_keys_used_by_model_cfgs_exist(key):
-    assert report.published(key)
+    assert results.published(key)
 
 
 def test_every_entry_has_required_fields():
-    entries = report.published()
-    papers, sources = report.published(section="papers"), report.published(section="sources")
+    entries = results.published()
+    papers, sources = results.published(section="papers"), results.published(section="sources")
     for key, e in entries.items():
-        missing = [f for f in report.REQUIRED_FIELDS if f not in e]
+        missing = [f for f in results.REQUIRED_FIELDS if f not in e]
         assert not missing, f"{key}: missing {missing}"
         assert e["paper"] in papers, key
         assert e["source"]["tag"] in sources, key
@@ -73,7 +73,7 @@ def test_every_entry_has_required_fields():
 
 
 def test_flops_and_params_are_consistent():
-    for key, e in report.published().items():
+    for key, e in results.published().items():
         f = e["flops"]
         assert f["unit"] == "G" and f["counted_as"].startswith("MACs per view"), key
         b, c, t, h, w = f["input_shape"]
@@ -97,54 +97,54 @@ def test_flops_and_params_are_consistent():
 
 
 def test_tanet_pitfalls_are_recorded():
-    k400 = report.published("tanet_r50_k400")
+    k400 = results.published("tanet_r50_k400")
     assert k400["test_protocol"]["as_stated"] == "8 clips x 3 crop"
     assert k400["test_protocol"]["as_configured"]["views"] == 30
     assert k400["recipe"]["mean"][2] == 103.5
-    assert report.published("tanet_r50_sthv1_16f")["test_protocol"]["as_configured"]["views"] == 1
+    assert results.published("tanet_r50_sthv1_16f")["test_protocol"]["as_configured"]["views"] == 1
     assert k400["flops"]["input_shape"][-1] == 256
 
 
 def test_unknown_key_and_missing_file(monkeypatch, tmp_path):
     with pytest.raises(KeyError, match="tanet_r50_k400"):
-        report.published("no_such_model")
+        results.published("no_such_model")
     monkeypatch.setenv("VIDLIB_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="published.yaml"):
-        report.published("tanet_r50_k400")
+        results.published("tanet_r50_k400")
 
 
 def test_table_text_renders_and_formats():
     rows = [dict(name="a|b", x=1.23456, n=3, missing=None), dict(name="c", x=float("nan"), n=4)]
-    text = report.table_text(rows, {"name": "model", "x": "x", "n": "N", "missing": "m"}, floatfmt=".1f")
+    text = tables.table_text(rows, {"name": "model", "x": "x", "n": "N", "missing": "m"}, floatfmt=".1f")
     lines = text.splitlines()
     assert lines[0] == "| model | x | N | m |"
     assert lines[2] == "| a\\|b | 1.2 | 3 | – |"
     assert lines[3] == "| c | nan | 4 | – |"
-    md = report.markdown_table(rows, ["name", "n"], caption="cap")
+    md = tables.markdown_table(rows, ["name", "n"], caption="cap")
     assert "| name | n |" in md.data and "*cap*" in md.data
     with pytest.raises(KeyError, match="nope"):
-        report.table_text(rows, ["nope"])
+        tables.table_text(rows, ["nope"])
     with pytest.raises(ValueError):
-        report.table_text([], None)
+        tables.table_text([], None)
 
 
 def test_mean_std_and_results_roundtrip(tmp_path, monkeypatch):
-    assert report.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
-    assert report.mean_std([5.0]) == (5.0, 0.0)
-    assert report.fmt_mean_std([1.0, 2.0, 3.0]) == "2.0 ± 1.0"
+    assert stats.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert stats.mean_std([5.0]) == (5.0, 0.0)
+    assert stats.fmt_mean_std([1.0, 2.0, 3.0]) == "2.0 ± 1.0"
     monkeypatch.setenv("VIDLIB_ROOT", str(tmp_path))
-    p = report.save_results("demo", {"a": 1}, quick=True)
+    p = results.save_results("demo", {"a": 1}, quick=True)
     assert p == tmp_path / "results" / "runs" / "demo_quick.json"
-    assert report.load_results("demo", quick=True) == {"a": 1}
+    assert results.load_results("demo", quick=True) == {"a": 1}
     with pytest.raises(FileNotFoundError, match="demo"):
-        report.load_results("demo", quick=False)
+        results.load_results("demo", quick=False)
 
 
 def test_assert_close_and_glue_all():
-    assert report.assert_close(43.08, 43.0, rel=0.01, what="flops") == pytest.approx(43.08 / 43.0)
+    assert stats.assert_close(43.08, 43.0, rel=0.01, what="flops") == pytest.approx(43.08 / 43.0)
     with pytest.raises(AssertionError, match="flops"):
-        report.assert_close(50.0, 43.0, what="flops")
-    assert report.glue_all({"x": 1.234, "n": 3}, prefix="t_", fmt=".1f") == {"t_x": "1.2", "t_n": 3}
+        stats.assert_close(50.0, 43.0, what="flops")
+    assert tables.glue_all({"x": 1.234, "n": 3}, prefix="t_", fmt=".1f") == {"t_x": "1.2", "t_n": 3}
 
 
 def test_cost_rows_compare_only_at_the_published_shape():
@@ -153,7 +153,7 @@ def test_cost_rows_compare_only_at_the_published_shape():
         dict(label="tiny@256", model="tanet_tiny", num_frames=8, size=256, published="tanet_r50_k400"),
         dict(label="no pub", model="tsn_tiny", num_frames=4, size=32, num_classes=10),
     ]
-    rows, md = report.cost_table(specs)
+    rows, md = tables.cost_table(specs)
     small, at_pub, nopub = rows
     assert small["flops_ratio"] is None and small["pub_input"] == "8×256×256" and small["gflops_mmcv"] is None
     assert at_pub["pub_gflops"] == "43.0G" and at_pub["flops_ratio"] == pytest.approx(at_pub["gflops"] / 43.0)
@@ -173,7 +173,7 @@ def test_model_cfgs_point_at_existing_entries_with_the_same_checkpoint():
     checkpoint."""
     import vidlib
 
-    entries = report.published()
+    entries = results.published()
     for name in vidlib.list_models():
         cfg = vidlib.create_model(name).default_cfg
         key = cfg.get("published")
@@ -185,18 +185,18 @@ def test_model_cfgs_point_at_existing_entries_with_the_same_checkpoint():
 
 
 def test_tables_align_text_left_and_numbers_right():
-    text = report.table_text([dict(name="a", n=1, x=0.5, note=None), dict(name="b", n=22, x=None, note="ok")])
+    text = tables.table_text([dict(name="a", n=1, x=0.5, note=None), dict(name="b", n=22, x=None, note="ok")])
     assert text.splitlines()[1] == "|:---|---:|---:|:---|"
 
 
 def test_recipe_rows_show_what_decides_a_result():
-    rows = {r["setting"]: r["value"] for r in report.recipe_rows("tanet_r50_k400", epochs=3)}
+    rows = {r["setting"]: r["value"] for r in tables.recipe_rows("tanet_r50_k400", epochs=3)}
     assert rows["epochs"] == "100 (this run: 3)" and rows["schedule"] == "x0.1 at epochs 50, 75, 90"
     assert "10 dense clips x ThreeCrop 256" in rows["test views"] and "lr 0.01" in rows["optimizer"]
 
 
 def test_seed_table_means_and_extremes():
-    rows = report.seed_table(
+    rows = tables.seed_table(
         {("a", 0): {"acc": 0.5}, ("a", 1): {"acc": 0.7}, ("b", 0): {"acc": 0.9}}, {"acc": "accuracy"}
     )
     assert [r["model"] for r in rows] == ["a", "b"]
@@ -231,37 +231,37 @@ def test_kernel_spread_ranges_and_dotted_metrics():
             ),
         },
     )
-    s = report.kernel_spread(kernels)
+    s = stats.kernel_spread(kernels)
     a = s["rows"][0]
     assert a["native"] == pytest.approx(60) and a["avx2"] == pytest.approx(50)
     assert a["mean_range"] == pytest.approx(10) and a["seed_range"] == pytest.approx(30)  # seed 1: 70 vs 40
     assert s["max_seed_range"] == pytest.approx(30) and list(s["columns"])[1] == "native"
-    t = report.kernel_spread(kernels, "groups.tempo_groups.pair_acc")
+    t = stats.kernel_spread(kernels, "groups.tempo_groups.pair_acc")
     assert t["rows"][1]["avx2"] == pytest.approx(55) and t["rows"][1]["mean_range"] == pytest.approx(5)
 
 
 def test_chapter_mode(monkeypatch):
     monkeypatch.setenv("VIDLIB_DEVICE", "cpu")
     monkeypatch.setenv("VIDLIB_QUICK", "1")
-    m = report.chapter_mode()
+    m = modes.chapter_mode()
     assert (m.name, m.full_size, m.data_root) == ("quick", False, "data/synthetic_quick")
     assert m.pick(quick=1, default=2, gpu=3) == 1
     monkeypatch.setenv("VIDLIB_FULL", "1")
-    assert report.chapter_mode().full_size
+    assert modes.chapter_mode().full_size
     monkeypatch.setenv("VIDLIB_QUICK", "0")
-    m = report.chapter_mode()
+    m = modes.chapter_mode()
     assert (m.name, m.data_root, m.pick(quick=1, default=2)) == ("default", "data/synthetic", 2)
 
 
 def test_comparison_rows_agree_with_the_entries_they_name():
     """A comparison table's rows for the book's own models repeat their entries' numbers exactly."""
-    for name, table in report.published(section="comparisons").items():
-        assert table["source"]["tag"] in report.published(section="sources"), name
+    for name, table in results.published(section="comparisons").items():
+        assert table["source"]["tag"] in results.published(section="sources"), name
         for row in table["rows"]:
             assert set(table["columns"]) <= set(row), (name, row)
             if "entry" not in row:
                 continue
-            e = report.published(row["entry"])
+            e = results.published(row["entry"])
             assert row["top1"] == e["top1"], row
             assert row["gflops"] == e["flops"]["value"], row
             assert row["frames"] == e["num_frames"], row

@@ -1,4 +1,4 @@
-"""vidlib.reproduction (the closing page's logic) and the ``discrepancies:`` section of published.yaml."""
+"""vidbook.reproduction (the closing page's logic) and the ``discrepancies:`` section of published.yaml."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from vidlib import report
-from vidlib import reproduction as rp
-from vidlib.reproduction import claims as claims_mod
+from vidbook import reproduction as rp
+from vidbook import results, tables
+from vidbook.reproduction import claims as claims_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,8 @@ NUMBER = re.compile(r"(?<![\w#.\-])\d+(?:\.\d+)?(?![\w.\-])")
 
 
 def test_discrepancy_section_schema():
-    items = report.published(section="discrepancies")
-    entries, sources = report.published(), report.published(section="sources")
+    items = results.published(section="discrepancies")
+    entries, sources = results.published(), results.published(section="sources")
     assert len(items) >= 20
     ids = [i["id"] for i in items]
     assert len(ids) == len(set(ids)), "duplicate ids"
@@ -61,7 +61,7 @@ def test_discrepancy_section_schema():
             assert c["entry"] in item["entries"] and c["relation"] in rp.RELATIONS, (item["id"], c)
             assert sum(k in c for k in ("b", "value", "measured")) == 1, (item["id"], c)
             assert ("tol" in c) == (c["relation"] in ("~=", "!~=")), (item["id"], c)
-            assert c.get("b_entry", c["entry"]) in report.published(section=c.get("b_section", "entries"))
+            assert c.get("b_entry", c["entry"]) in results.published(section=c.get("b_section", "entries"))
 
 
 def test_every_discrepancy_check_holds(rep):
@@ -179,13 +179,13 @@ def test_entry_rows_on_the_committed_files(rep):
 
 
 def test_every_entry_has_its_model():
-    entries = report.published()
+    entries = results.published()
     assert rp.check_model_refs(entries)["tanet_r50_sthv1_16f"] == "tanet_r50"
     wrong = dict(
         rp.ENTRY_MODELS, tin_r50_sthv2=rp.ModelRef("tin_r50", "TIN-R50 (sthv1)", {"dataset": "sthv1"})
     )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("vidlib.reproduction.entries.ENTRY_MODELS", wrong)
+        mp.setattr("vidbook.reproduction.entries.ENTRY_MODELS", wrong)
         with pytest.raises(AssertionError, match="tin_r50_sthv2"):
             rp.check_model_refs(entries)
 
@@ -271,7 +271,7 @@ def test_commands_parse_with_the_cli_and_build_the_entry_model():
     from vidlib.engine.cli import build_parser
 
     parser = build_parser()
-    for key, entry in report.published().items():
+    for key, entry in results.published().items():
         lines = rp.reproduce_command(key, entry).splitlines()
         assert lines[0] == f"wget {entry['checkpoint']}" and lines[-1].startswith(
             f"# expected: top-1 {entry['top1']:g}"
@@ -341,8 +341,8 @@ def test_measure_missing_counts_only_what_no_chapter_counted(rep, monkeypatch):
         return [dict(label=s["label"], params_m=24.327632, frames=s["num_frames"], size=s["size"], gflops=1.0)
                 for s in specs]  # fmt: skip
 
-    monkeypatch.setattr(report, "cost_rows", cost_rows)
-    monkeypatch.setattr("vidlib.reproduction.summary.run_golden", lambda paths, files: sorted(paths))
+    monkeypatch.setattr(tables, "cost_rows", cost_rows)
+    monkeypatch.setattr("vidbook.reproduction.summary.run_golden", lambda paths, files: sorted(paths))
     counts, golden = rp.measure_missing(rep.data, rows, records, files)
     assert [(s["model"], s["num_frames"], s["size"]) for s in seen] == [("tsn_r50", 25, 224)]
     assert [(c.label, c.frames, c.source) for c in counts] == [("TSN-R50", 25, "this page")]

@@ -17,9 +17,10 @@ import torch
 import torch.nn as nn
 
 import vidlib
+from vidbook.probes import temporal_attention
 from vidlib.flops import count_flops, count_frame_model
 from vidlib.golden import check_golden
-from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, load_stam, temporal_attention
+from vidlib.models.stam import STAM, MeanAggregate, TemporalAggregate, load_stam
 from vidlib.models.vit import ConvStem, init_spatial_from_vit
 from vidlib.weights import CheckpointError
 
@@ -430,7 +431,7 @@ def test_render_frames_is_deterministic_and_not_the_benchmark():
 
 
 def test_pretrain_frame_encoder_learns_and_returns_the_spatial_keys(tmp_path):
-    from vidlib.engine import FramePretrainConfig, pretrain_to_file
+    from vidbook.experiments import FramePretrainConfig, pretrain_to_file
 
     cfg = FramePretrainConfig(num_clips=48, frames_per_clip=4, epochs=6, batch_size=32)
     path = tmp_path / "enc.pth"

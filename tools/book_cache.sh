@@ -18,7 +18,7 @@ build="$root/_build"
 mkdir -p "$build"
 
 source_hash="$(
-  { find vidlib -name '*.py' -print0 | sort -z | xargs -0 cat
+  { find vidlib vidbook -name '*.py' -print0 | sort -z | xargs -0 cat
     cat requirements.txt pyproject.toml
     cat results/*.yaml results/*_kernels.json tests/golden/*.json 2>/dev/null || true
   } | sha256sum | cut -c1-32

@@ -37,7 +37,7 @@ if [[ ! -e "$build/.book_ok" ]]; then
 fi
 rm -f "$build/.book_ok"
 
-quick="${VIDLIB_QUICK:-0}"; quick="${quick,,}"   # same rule as vidlib.is_quick
+quick="${VIDLIB_QUICK:-0}"; quick="${quick,,}"   # same rule as vidbook.is_quick
 case "${quick// /}" in 1|true|yes|on) mode="quick" ;; *) mode="default" ;; esac
 echo "build_book: mode=$mode, output=$build/html"
 

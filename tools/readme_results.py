@@ -1,5 +1,5 @@
 """README.md's results block: one row per paper, from results/published.yaml and the chapters' committed
-results files, through vidlib.reproduction (the functions and data of the book's closing page,
+results files, through vidbook.reproduction (the functions and data of the book's closing page,
 book/report.md). The block sits between two marker comments; nothing else of the README is touched.
 
     python tools/readme_results.py           rewrite the block
@@ -33,12 +33,12 @@ COLUMNS = {
 def block() -> str:
     """The generated block, markers included. Raises if a claim or a discrepancy check does not hold."""
     os.environ.setdefault("VIDLIB_ROOT", str(ROOT))
-    from vidlib import report, reproduction
+    from vidbook import reproduction, tables
 
     rep = reproduction.collect(live=True)
     reproduction.assert_claims(rep.outcomes)
     reproduction.assert_discrepancies(rep.checks)
-    table = report.table_text(reproduction.paper_rows(rep), COLUMNS)
+    table = tables.table_text(reproduction.paper_rows(rep), COLUMNS)
     note = (
         f"{len(rep.entries)} published entries; per model, and with every discrepancy found in the "
         "published material: the closing page of the book, `book/report.md`."

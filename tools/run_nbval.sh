@@ -4,7 +4,7 @@
 # The chapters (book/*.md, or the pages of $VIDLIB_BOOK_TOC when set) are written as .ipynb into a
 # temporary directory outside the tree (removed on exit) by myst-nb's own reader, so nbval runs exactly
 # the notebook the book build would run; nbval executes them with the venv's python as the kernel. The
-# chapters find the repository through VIDLIB_ROOT (their first cell does os.chdir(vidlib.project_root())).
+# chapters find the repository through VIDLIB_ROOT (their first cell does os.chdir(vidbook.project_root())).
 # --nbval-lax checks that every cell runs without an error (the .ipynb hold no outputs to compare with).
 #
 # Each chapter whose cells all passed is stored in the quick book's execution cache

@@ -10,7 +10,7 @@
 #      0 when stage 1 passed; a chapter that failed in stage 1 is executed and fails here too);
 #   3. pytest tests/  (unit, golden and the rendered-book checks in tests/test_book_html.py, which
 #      open the stage-2 pages in headless Chromium);
-#   4. ruff check and ruff format --check of vidlib, tests, tools and benchmarks (pyproject.toml).
+#   4. ruff check and ruff format --check of vidlib, vidbook, tests, tools and benchmarks (pyproject.toml).
 #
 # A stage that collects no tests fails: an empty run must not pass.
 set -uo pipefail
@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 py="$root/.venv/bin/python"
 export PYTHONDONTWRITEBYTECODE=1 PYDEVD_DISABLE_FILE_VALIDATION=1
-lint_paths=(vidlib tests tools benchmarks)
+lint_paths=(vidlib vidbook tests tools benchmarks)
 
 declare -a names=() codes=() times=() notes=()
 note=""

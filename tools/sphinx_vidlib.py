@@ -1,6 +1,6 @@
 """Sphinx extension of the book (loaded from ``_config.yml``, ``sphinx.local_extensions``).
 
-The book runs in two modes, selected by the ``VIDLIB_QUICK`` environment variable (``vidlib.is_quick``):
+The book runs in two modes, selected by the ``VIDLIB_QUICK`` environment variable (``vidbook.is_quick``):
 the default mode and the quick mode that CI uses. Their outputs differ, so this extension
 
 - keeps one myst-nb execution cache per mode (``_build/.jupyter_cache`` and
@@ -32,7 +32,7 @@ QUICK_BANNER = (
 
 
 def _is_quick() -> bool:
-    # Same rule as vidlib.utils.is_quick; read here so the build does not import torch.
+    # Same rule as vidbook.is_quick; read here so the build does not import torch.
     return os.environ.get("VIDLIB_QUICK", "0").strip().lower() in _TRUE
 
 

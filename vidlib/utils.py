@@ -1,10 +1,8 @@
-"""Small helpers every part of vidlib and every chapter uses.
+"""Small helpers the library uses.
 
 - :func:`get_device` picks cuda, then mps, then cpu.
 - :func:`seed_everything` seeds Python, NumPy and torch, optionally with deterministic kernels.
-- :func:`is_quick` reads the ``VIDLIB_QUICK`` switch that CI sets (``VIDLIB_QUICK=1``).
-- :func:`show_source` displays library code inside a chapter, so chapters never copy it (and refuses lines
-  wider than the book's code column).
+- :func:`num_params` and :func:`signature_defaults` describe a model and a function.
 - :func:`capture_outputs` records what chosen modules take and return during a forward pass.
 - :func:`describe_file` says what a file looks like (for error messages).
 """
@@ -15,7 +13,6 @@ import inspect
 import os
 import random
 import statistics
-import textwrap
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -28,12 +25,6 @@ import torch
 __all__ = [
     "get_device",
     "seed_everything",
-    "is_quick",
-    "is_full",
-    "project_root",
-    "source_of",
-    "show_source",
-    "SHOW_SOURCE_WIDTH",
     "num_params",
     "describe_file",
     "capture_outputs",
@@ -41,8 +32,6 @@ __all__ = [
     "signature_defaults",
     "time_interleaved",
 ]
-
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -79,35 +68,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def is_full() -> bool:
-    """True when ``VIDLIB_FULL`` is set: chapters also train the paper's full-size model (toy size
-    on a CPU)."""
-    return os.environ.get("VIDLIB_FULL", "0").strip().lower() in _TRUE
-
-
-def is_quick() -> bool:
-    """True when ``VIDLIB_QUICK`` is set to 1/true/yes/on: chapters then run their small, fast setting."""
-    return os.environ.get("VIDLIB_QUICK", "0").strip().lower() in _TRUE
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The book's root directory (the one holding ``_config.yml`` and ``data/``).
-
-    Chapters call ``os.chdir(project_root())`` first, so that they use paths relative to the root
-    however they are run: from ``book/`` (Jupyter, Jupyter Book) or from a temporary copy under nbval,
-    where ``make test`` sets ``VIDLIB_ROOT``. Order: ``$VIDLIB_ROOT``, then the nearest parent of
-    ``start`` (default: the working directory) holding ``_config.yml``, then the working directory.
-    """
-    env = os.environ.get("VIDLIB_ROOT")
-    if env:
-        return Path(env).resolve()
-    here = Path(start or os.getcwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "_config.yml").is_file() and (d / "vidlib").is_dir():
-            return d
-    return here
-
-
 def num_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
@@ -121,47 +81,6 @@ def signature_defaults(fn) -> dict:
         for k, v in params.items()
         if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
     }
-
-
-def source_of(obj) -> str:
-    """The source code of a vidlib function, class or method, dedented."""
-    return textwrap.dedent(inspect.getsource(obj))
-
-
-#: The widest source line :func:`show_source` displays: the book's code column shows about 88 characters
-#: (``vidlib/models/ruff.toml`` keeps the model files, which the chapters display, at that width).
-SHOW_SOURCE_WIDTH = 88
-
-
-def show_source(obj, title: str | None = None):
-    """Display the source of ``obj`` in a notebook as a highlighted code block.
-
-    Returns an ``IPython.display.Markdown`` object (so the last line of a cell renders it); outside
-    IPython it returns the plain source string.
-
-    Raises ``ValueError`` naming the object, its file, and the number and length of every displayed line
-    wider than :data:`SHOW_SOURCE_WIDTH` (88) columns, so that a chapter displaying a too-wide function
-    fails its build instead of showing a listing with a horizontal scroll bar.
-    """
-    src = source_of(obj)
-    where = f"{inspect.getmodule(obj).__name__}.{getattr(obj, '__qualname__', '')}"
-    package_dir = Path(__file__).resolve().parent  # .../vidlib
-    # e.g. vidlib/models/tam.py
-    rel = Path(inspect.getsourcefile(obj)).resolve().relative_to(package_dir.parent).as_posix()
-    first = max(inspect.getsourcelines(obj)[1], 1)  # the file's line number of the first displayed line
-    wide = [(first + i, len(line)) for i, line in enumerate(src.split("\n")) if len(line) > SHOW_SOURCE_WIDTH]
-    if wide:
-        lines = ", ".join(f"line {n} ({width} columns)" for n, width in wide)
-        raise ValueError(
-            f"show_source({where}): {rel} has lines wider than the {SHOW_SOURCE_WIDTH} columns "
-            f"the book displays: {lines}; wrap them"
-        )
-    header = f"**{title or where}** (from `{rel}`)\n\n"
-    try:
-        from IPython.display import Markdown
-    except ImportError:  # pragma: no cover - IPython is installed with jupyter
-        return src
-    return Markdown(header + "```python\n" + src + "```")
 
 
 def describe_file(path: str | os.PathLike) -> str:

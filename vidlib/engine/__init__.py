@@ -7,7 +7,10 @@
   per-class table and the confusion matrix;
 - :mod:`.recipes` holds the papers' training and test settings as plain data (:func:`get_recipe`);
 - :mod:`.optim` (parameter groups, schedules), :mod:`.checkpoint` (atomic, resumable training checkpoints),
-  :mod:`.distributed` (torchrun / DDP), :mod:`.metrics`, :mod:`.plots`, :mod:`.cli`.
+  :mod:`.distributed` (torchrun / DDP), :mod:`.metrics`, :mod:`.cli`.
+
+Plots of runs and the chapters' experiment helpers are in the book layer (``vidbook.figures``,
+``vidbook.experiments``).
 """
 
 from .config import TrainConfig, TrainState
@@ -23,10 +26,7 @@ from .metrics import (
 )
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups, scale_lr
 from .parallel import train_many
-from .plots import plot_confusion, plot_confusions, plot_curves, plot_seed_curves
-from .pretrain import FramePretrainConfig, FramePretraining, pretrain_frame_encoder, pretrain_to_file
 from .recipes import RECIPES, format_recipe, get_recipe, list_recipes
-from .tempo import evaluate_speeds, speed_sampling, tempo_metrics
 from .training import NonFiniteLossError, RunSummary, Trainer, plan_epochs, train
 
 __all__ = [
@@ -35,16 +35,9 @@ __all__ = [
     "Trainer",
     "train",
     "train_many",
-    "pretrain_frame_encoder",
-    "pretrain_to_file",
-    "FramePretraining",
-    "FramePretrainConfig",
     "plan_epochs",
     "evaluate",
     "evaluate_recipe",
-    "evaluate_speeds",
-    "speed_sampling",
-    "tempo_metrics",
     "RunSummary",
     "NonFiniteLossError",
     "RECIPES",
@@ -63,8 +56,4 @@ __all__ = [
     "classification_report",
     "pair_accuracy",
     "per_pair_accuracy",
-    "plot_curves",
-    "plot_confusion",
-    "plot_seed_curves",
-    "plot_confusions",
 ]

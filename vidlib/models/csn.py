@@ -22,7 +22,6 @@ depthwise conv), ``cls_head.fc_cls``.
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from ..weights import load_backbone
@@ -39,8 +38,6 @@ from .resnet3d import (
 
 __all__ = [
     "conv2_cost",
-    "temporal_profiles",
-    "change_share",
     "CSNBottleneck3d",
     "ResNet3dCSN",
     "ircsn_r50",
@@ -77,26 +74,6 @@ def conv2_cost(
         raise ValueError(f"mode must be 'dense', 'ip' or 'ir', got {mode!r}")
     params, macs = costs[mode]
     return dict(params=params, macs=macs)
-
-
-def temporal_profiles(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The temporal profile of every depthwise 3D filter of ``model``: its weights
-    summed over space, ``[C, kt]`` per depthwise convolution (module name -> tensor)."""
-    return {
-        name: m.weight.detach().sum(dim=(-2, -1))[:, 0]  # [C, 1, kt, kh, kw] -> [C, kt]
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Conv3d) and m.groups == m.in_channels > 1
-    }
-
-
-def change_share(profiles: torch.Tensor) -> torch.Tensor:
-    """Per filter (row of ``[C, kt]`` profiles), the share of its energy that is not a
-    plain average over frames, ``1 - (sum_t w_t)^2 / (kt sum_t w_t^2)``: 0 for a filter
-    that averages its kt frames (a temporal low-pass), 1 for one whose taps sum to zero
-    (it responds only to change). Independent random taps give (kt - 1) / kt on average.
-    """
-    kt = profiles.shape[1]
-    return 1 - profiles.sum(1) ** 2 / (kt * (profiles**2).sum(1)).clamp_min(1e-30)
 
 
 class CSNBottleneck3d(Bottleneck3d):

@@ -50,7 +50,6 @@ __all__ = [
     "TemporalAggregate",
     "MeanAggregate",
     "load_stam",
-    "temporal_attention",
     "stam_8",
     "stam_16",
     "stam_32",
@@ -273,34 +272,6 @@ class STAM(nn.Module):
         frames = x.transpose(1, 2).reshape(B * T, C, H, W)
         feats = self.forward_frames(frames).view(B, T, -1)  # [B, T, D]
         return self.head(self.aggregate(feats))  # [B, num_classes]
-
-
-@torch.no_grad()
-def temporal_attention(model: STAM, x: torch.Tensor) -> torch.Tensor:
-    """The attention weights of every temporal layer of ``model`` on clips ``x``.
-
-    ``x``: ``[B, 3, T, H, W]`` as the model takes it. Returns ``[layers, B, heads, T+1,
-    T+1]``; index 0 of the last two axes is the video CLS token, 1..T the frames in
-    the clip's order, and row 0 is what the video CLS attends to. The layers run in
-    eval mode (no dropout), exactly as in :meth:`STAM.forward`.
-    """
-    agg = model.aggregate
-    if not isinstance(agg, TemporalAggregate):
-        raise TypeError(f"{type(agg).__name__} has no attention weights")
-    check_clip(x, "STAM", num_frames=model.num_frames, size=model.img_size)
-    was_training = model.training
-    model.eval()
-    B, C, T, H, W = x.shape
-    feats = model.forward_frames(x.transpose(1, 2).reshape(B * T, C, H, W))
-    # [T+1, B, D]: the video CLS + temporal position embedding, sequence-first
-    s = (torch.cat((agg.cls_token.expand(B, -1, -1), feats.view(B, T, -1)), dim=1)
-         + agg.pos_embed).transpose(0, 1)  # fmt: skip
-    maps = []
-    for layer in agg.transformer_enc.layers:  # post-norm: attention sees the input
-        maps.append(layer.self_attn(s, s, s, average_attn_weights=False)[1])
-        s = layer(s)  # [T+1, B, D]
-    model.train(was_training)
-    return torch.stack(maps)  # [layers, B, heads, T+1, T+1]
 
 
 # ------------------------------------------------------------------------------ loading

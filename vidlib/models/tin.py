@@ -29,7 +29,6 @@ import re
 import torch
 import torch.nn as nn
 
-from ..utils import capture_outputs
 from ..weights import (
     CheckpointError,
     load_renamed,
@@ -55,7 +54,6 @@ __all__ = [
     "WeightNet",
     "TemporalInterlace",
     "CombineNet",
-    "interlace_outputs",
     "tin_backbone",
     "tin_original_key",
     "load_tin_original",
@@ -274,23 +272,6 @@ def tin_backbone(
     backbone.num_segments = num_segments
     backbone.wrap_prefixes = (".net2",)
     return backbone
-
-
-@torch.no_grad()
-def interlace_outputs(model: nn.Module, clips: torch.Tensor) -> dict[str, tuple]:
-    """What every interlace module of ``model`` predicts for ``clips``
-    ``[V, 3, T, H, W]``: ``{module name: (offsets [V, 2], weights [V, T, 2])}``, in
-    network order."""
-    nets = {
-        n.removeprefix("backbone."): m
-        for n, m in model.named_modules()
-        if isinstance(m, TemporalInterlace)
-    }
-    subnets = {f"{n}/o": m.offset_net for n, m in nets.items()}
-    subnets |= {f"{n}/w": m.weight_net for n, m in nets.items()}
-    with capture_outputs(subnets) as seen:
-        model(clips)
-    return {n: (seen[f"{n}/o"][0].output, seen[f"{n}/w"][0].output) for n in nets}
 
 
 _TIN_SUBNETS = {

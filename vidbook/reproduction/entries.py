@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import report
-from ..utils import project_root
+from ..modes import project_root
+from ..results import load_results
 from .claims import ClaimOutcome
 from .discrepancies import get_path
 
@@ -126,7 +126,7 @@ ENTRY_MODELS: dict[str, ModelRef] = {
 
 def load_chapter_results(chapters: Sequence[str] = CHAPTERS) -> dict[str, dict]:
     """The chapters' committed default-mode results (``results/<chapter>.json``), in any mode."""
-    return {c: report.load_results(c, quick=False) for c in chapters}
+    return {c: load_results(c, quick=False) for c in chapters}
 
 
 def load_kernel_spreads(chapters: Sequence[str] = CHAPTERS) -> dict[str, dict]:
@@ -142,7 +142,7 @@ def check_model_refs(entries: Mapping[str, dict]) -> dict[str, str]:
     the entry."""
     import torch
 
-    from .. import create_model
+    from vidlib import create_model
 
     missing = sorted(set(entries) - set(ENTRY_MODELS))
     assert not missing, f"published entries without a model in ENTRY_MODELS: {missing}"
@@ -192,7 +192,7 @@ class CountRow:
 
 
 def live_count_rows(rows: Sequence[Mapping[str, Any]], source: str = "this page") -> list[CountRow]:
-    """:class:`CountRow` of rows in the format of :func:`vidlib.report.cost_rows`."""
+    """:class:`CountRow` of rows in the format of :func:`vidbook.tables.cost_rows`."""
     return [
         CountRow(
             source,
@@ -210,7 +210,7 @@ def live_count_rows(rows: Sequence[Mapping[str, Any]], source: str = "this page"
 def count_rows(chapter: str, results: Mapping[str, Any]) -> list[CountRow]:
     """The :class:`CountRow` of ``results["cost"]`` (both formats the chapters write)."""
     cost, source = results.get("cost", []), f"results/{chapter}.json"
-    if all("params_m" in r for r in cost):  # report.cost_rows' format (TAM, TIN, TPN, CSN)
+    if all("params_m" in r for r in cost):  # tables.cost_rows' format (TAM, TIN, TPN, CSN)
         return live_count_rows(cost, source)
     return [CountRow(source, r["model"], r["params"], None, None, linear=r["gmacs"]) for r in cost]  # STAM
 
@@ -363,7 +363,7 @@ def run_golden(
     paths: Sequence[str], files: Mapping[str, str], where: str = "this page"
 ) -> list[GoldenRecord]:
     """:func:`vidlib.golden.check_golden` on each file (raises if a logit differs beyond the tolerance)."""
-    from ..golden import check_golden
+    from vidlib.golden import check_golden
 
     out = []
     for path in paths:

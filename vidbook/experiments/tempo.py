@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch.nn as nn
 
-from .evaluation import evaluate_recipe
-from .metrics import pair_accuracy, topk_accuracy
-from .recipes import recipe_data
+from vidlib.engine.evaluation import evaluate_recipe
+from vidlib.engine.metrics import pair_accuracy, topk_accuracy
+from vidlib.engine.recipes import recipe_data
 
 __all__ = ["speed_sampling", "evaluate_speeds", "tempo_metrics"]
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.vit import SPATIAL_KEYS
-from ..utils import seed_everything
+from vidlib.models.vit import SPATIAL_KEYS
+from vidlib.utils import seed_everything
 
 __all__ = ["FramePretraining", "FramePretrainConfig", "pretrain_frame_encoder", "pretrain_to_file"]
 
@@ -165,8 +165,8 @@ def pretrain_to_file(
     """
     import time
 
-    from .. import create_model
-    from ..data.synthetic import STATE_NAMES, render_frames
+    from vidlib import create_model
+    from vidlib.data.synthetic import STATE_NAMES, render_frames
 
     t0 = time.time()
     frames, states, _ = render_frames(

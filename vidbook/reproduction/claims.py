@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import report
+from .. import stats
 
 __all__ = [
     "MARGINS",
@@ -391,11 +391,11 @@ def synthetic_rows(results: Mapping[str, Mapping[str, Any]]) -> list[dict]:
 
 def kernel_rows(kernels: Mapping[str, Mapping], outcomes: Sequence[ClaimOutcome]) -> list[dict]:
     """Per chapter: its kernel settings, how far a seed mean and one seed moved between them
-    (:func:`vidlib.report.kernel_spread`, in points), and whether every claim of the chapter holds in every
+    (:func:`vidbook.stats.kernel_spread`, in points), and whether every claim of the chapter holds in every
     setting."""
     rows = []
     for chapter, ker in kernels.items():
-        spread = report.kernel_spread(ker, KERNEL_METRIC[chapter])
+        spread = stats.kernel_spread(ker, KERNEL_METRIC[chapter])
         mine = [o for o in outcomes if o.claim.chapter == chapter]
         settings = ", ".join(
             f"{n} ({s['environment']['cpu_capability']})" for n, s in ker["settings"].items()

@@ -17,6 +17,7 @@ __all__ = [
     "tin_mixing",
     "tin_learning",
     "tpn_neck",
+    "TPN_NECK_KEYS",
     "speed_curves",
     "csn_channel_graph",
     "csn_change_share",
@@ -154,7 +155,7 @@ def tsm_shift(num_segments: int = 6, channels: int = 8, shift_div: int = 4):
     """
     import torch
 
-    from .models.tsm import temporal_shift
+    from vidlib.models.tsm import temporal_shift
 
     t, c = num_segments, channels
     x = torch.arange(1, t + 1, dtype=torch.float32).view(t, 1, 1, 1).expand(t, c, 1, 1)  # [T, C, 1, 1]
@@ -181,7 +182,7 @@ def tin_mixing(offsets=(1.0, 0.5, -1.3), num_segments: int = 8):
     """
     import torch
 
-    from .models.tin import linear_sampler
+    from vidlib.models.tin import linear_sampler
 
     t = num_segments
     x = torch.eye(t).view(t, t, 1, 1, 1)  # video s is one-hot at frame s: [N=T, T, C=1, 1, 1]
@@ -352,7 +353,7 @@ def csn_channel_graph(channels: int = 4):
     (depthwise 3x3x3); ir-CSN keeps only the depthwise conv. Each panel is titled with its
     weight count from :func:`vidlib.models.csn.conv2_cost` at C = ``channels``.
     """
-    from .models.csn import conv2_cost
+    from vidlib.models.csn import conv2_cost
 
     c = channels
     ys = np.arange(c)[::-1]
@@ -389,12 +390,12 @@ def _stage_label(name: str) -> str:
 
 def csn_change_share(before: dict, after: dict, *, labels=("at initialisation", "trained")):
     """What the depthwise filters of a CSN do in time: each filter's
-    :func:`~vidlib.models.csn.change_share` (0: it averages neighbouring frames; 1: it responds
+    :func:`~vidbook.probes.change_share` (0: it averages neighbouring frames; 1: it responds
     only to change), one column of dots per depthwise convolution, before and after training.
     ``before`` and ``after`` map module names to ``[C, kt]`` profiles
-    (:func:`~vidlib.models.csn.temporal_profiles`), with the same names.
+    (:func:`~vidbook.probes.temporal_profiles`), with the same names.
     """
-    from .models.csn import change_share
+    from ..probes import change_share
 
     if list(before) != list(after):
         raise ValueError(
@@ -474,7 +475,7 @@ def stam_attention(attn_fwd, attn_rev, *, clip=None, title: str = "temporal atte
 
     Args:
         attn_fwd, attn_rev: ``[layers, heads, T+1, T+1]`` weights of one clip and of its reversal
-            (:func:`~vidlib.models.stam.temporal_attention` for one video); row 0 / column 0 is the CLS.
+            (:func:`~vidbook.probes.temporal_attention` for one video); row 0 / column 0 is the CLS.
         clip: optional ``[3, T, H, W]`` frames of the forward clip, shown above (min-max scaled).
     The reversed clip's weights are drawn in the forward clip's frame order (column t is the same
     frame in both panels), so a model blind to order draws the same picture twice.
@@ -511,7 +512,7 @@ def peak_share(rows, *, peak: float, title: str | None = None):
 
     Args:
         rows: mappings with ``model``, ``input`` (a label), ``gmac_per_s`` (GMAC/s of the model's forward),
-            as :func:`vidlib.performance.machine_rows` returns them.
+            as :func:`vidbook.performance.machine_rows` returns them.
         peak: the measured matmul peak in GMAC/s (the dashed line at 100%).
     """
     labels = [f"{r['model']}  {r['input']}" for r in rows]

@@ -9,7 +9,7 @@
 - ``reference_h200_2026-11-29``: a GPU side-by-side measured once on a lent H200 (copied in, with its
   provenance; ``make bench`` does not regenerate it).
 
-Each generated file records :func:`vidlib.report.code_identity` at measurement time; :func:`stale_parts`
+Each generated file records :func:`vidbook.results.code_identity` at measurement time; :func:`stale_parts`
 compares it with the source now, and :func:`load_bench` refuses a stale file unless asked not to.
 """
 
@@ -20,8 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .report import source_hash
-from .utils import project_root
+from .modes import project_root
+from .results import source_hash
 
 __all__ = [
     "BENCH_FILES",

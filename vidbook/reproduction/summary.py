@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
-from .. import report
-from ..utils import project_root
+from .. import tables
+from ..modes import project_root
+from ..results import published
 from .claims import SUMMARY_METRICS, ClaimOutcome, check_claims
 from .discrepancies import CheckOutcome, check_discrepancies
 from .entries import (
@@ -60,9 +61,9 @@ class Reproduction:
 
 def collect(live: bool = False) -> Reproduction:
     """Read published.yaml and the committed results files, and check everything (nothing is asserted here:
-    see :func:`~vidlib.reproduction.assert_claims` and :func:`~vidlib.reproduction.assert_discrepancies`).
+    see :func:`~vidbook.reproduction.assert_claims` and :func:`~vidbook.reproduction.assert_discrepancies`).
     ``live=True`` also measures what no chapter measured (:func:`measure_missing`: seconds to a minute)."""
-    data = {s: report.published(section=s) for s in SECTIONS}
+    data = {s: published(section=s) for s in SECTIONS}
     results, kernels = load_chapter_results(), load_kernel_spreads()
     outcomes, files = check_claims(results, kernels), golden_files()
     rows = [r for chapter, res in results.items() for r in count_rows(chapter, res)]
@@ -78,7 +79,7 @@ def collect(live: bool = False) -> Reproduction:
 
 def measure_missing(data, rows, records, files) -> tuple[list[CountRow], list[GoldenRecord]]:
     """What no chapter measured: the published view of every entry that no count covers
-    (:func:`vidlib.report.cost_rows`, in the entry's convention), and the golden files of the entries'
+    (:func:`vidbook.tables.cost_rows`, in the entry's convention), and the golden files of the entries'
     models that no chapter recorded (:func:`run_golden`)."""
     specs, mmcv = [], False
     for key, e in data["entries"].items():
@@ -87,7 +88,7 @@ def measure_missing(data, rows, records, files) -> tuple[list[CountRow], list[Go
             ref, (_, _, t, h, _) = ENTRY_MODELS[key], e["flops"]["input_shape"]
             specs.append(dict(label=ref.counted_as, model=ref.model, num_frames=t, size=h, published=key))
             mmcv |= flops.convention == "mmcv style"
-    counts = live_count_rows(report.cost_rows(specs, mmcv=mmcv)) if specs else []
+    counts = live_count_rows(tables.cost_rows(specs, mmcv=mmcv)) if specs else []
     return counts, run_golden(unrecorded_golden_files(records, files), files)
 
 
