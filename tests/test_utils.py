@@ -1,11 +1,10 @@
-"""Tests of vidlib/utils.py: device choice, seeding, the VIDLIB_QUICK switch, the project root,
-source display and parameter counting."""
+"""Tests of vidlib/utils.py: device choice, seeding, parameter counting, capturing outputs, describing
+files and timing. (The book's switches, project root and source display: tests/test_book_layer.py.)"""
 
 from __future__ import annotations
 
 import inspect
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,131 +89,6 @@ def test_seed_everything_deterministic_flags(restore_determinism):
     assert utils.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
 
 
-# --- is_quick ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " 1 ", "yes\n"])
-def test_is_quick_true(monkeypatch, value):
-    monkeypatch.setenv("VIDLIB_QUICK", value)
-    assert utils.is_quick() is True
-
-
-@pytest.mark.parametrize("value", ["0", "", "false", "no", "off", "2", "quick"])
-def test_is_quick_false(monkeypatch, value):
-    monkeypatch.setenv("VIDLIB_QUICK", value)
-    assert utils.is_quick() is False
-
-
-def test_is_quick_unset_is_default_mode(monkeypatch):
-    monkeypatch.delenv("VIDLIB_QUICK", raising=False)
-    assert utils.is_quick() is False
-
-
-# --- project_root ------------------------------------------------------------------------------
-def test_project_root_environment_wins(monkeypatch, tmp_path):
-    monkeypatch.setenv("VIDLIB_ROOT", str(tmp_path))
-    assert utils.project_root() == tmp_path.resolve()
-
-
-def test_project_root_found_from_a_chapter_folder(monkeypatch, tmp_path):
-    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
-    (tmp_path / "_config.yml").write_text("title: t\n")
-    (tmp_path / "vidlib").mkdir()
-    (tmp_path / "book" / "sub").mkdir(parents=True)
-    assert utils.project_root(tmp_path / "book" / "sub") == tmp_path.resolve()
-    monkeypatch.chdir(tmp_path / "book")
-    assert utils.project_root() == tmp_path.resolve()
-
-
-def test_project_root_needs_both_markers(monkeypatch, tmp_path):
-    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
-    (tmp_path / "_config.yml").write_text("title: t\n")  # a book without the package is not the root
-    (tmp_path / "book").mkdir()
-    assert utils.project_root(tmp_path / "book") == (tmp_path / "book").resolve()
-
-
-def test_project_root_of_this_checkout(monkeypatch):
-    monkeypatch.delenv("VIDLIB_ROOT", raising=False)
-    root = utils.project_root(Path(__file__).parent)
-    assert (root / "_config.yml").is_file() and (root / "vidlib" / "utils.py").is_file()
-
-
-# --- source_of / show_source -------------------------------------------------------------------
-def test_source_of_is_the_file_text():
-    src = utils.source_of(utils.is_quick)
-    assert src.startswith("def is_quick(")
-    assert src in Path(utils.__file__).read_text(), "source_of must return the code as it is in the file"
-    namespace: dict = {"os": utils.os, "_TRUE": utils._TRUE}
-    exec(compile(src, "<is_quick>", "exec"), namespace)  # the real, runnable definition
-    assert namespace["is_quick"].__code__.co_code == utils.is_quick.__code__.co_code
-
-
-def test_source_of_dedents_methods():
-    class Holder:
-        def method(self):
-            return 1
-
-    src = utils.source_of(Holder.method)
-    assert src.startswith("def method(self):")
-    compile(src, "<method>", "exec")
-
-
-def test_show_source_renders_markdown_with_the_source():
-    shown = utils.show_source(vidlib.create_model)
-    text = shown.data
-    assert utils.source_of(vidlib.create_model) in text
-    assert "```python\n" in text and text.rstrip().endswith("```")
-    assert "models/_registry.py" in text and "create_model" in text
-    assert shown._repr_markdown_() == text
-    assert "My title" in utils.show_source(vidlib.create_model, title="My title").data
-
-
-def _narrow(x):
-    """A function that fits the book's code column."""
-    return x + 1
-
-
-def _too_wide(x):
-    """A function with a line wider than the book's code column."""
-    return x + len("this string literal makes the line wider than the 88 columns of the book")
-
-
-class _Indented:
-    def method(self):
-        return "in the file, this line is 90 columns wide; displayed (dedented), it is 86"
-
-
-def _wide_lines(obj) -> list[tuple[int, int]]:
-    """(file line number, width) of the lines of ``obj`` wider than 88 columns once dedented."""
-    lines, first = inspect.getsourcelines(obj)
-    indent = len(lines[0]) - len(lines[0].lstrip())
-    widths = [len(line.rstrip("\n")) - indent for line in lines]
-    return [(first + i, w) for i, w in enumerate(widths) if w > utils.SHOW_SOURCE_WIDTH]
-
-
-def test_show_source_refuses_lines_wider_than_the_book_column():
-    wide = _wide_lines(_too_wide)
-    assert len(wide) == 1 and 88 < wide[0][1] <= 110, wide  # one line too wide for the book, not for ruff
-    line, width = wide[0]
-    with pytest.raises(ValueError) as e:
-        utils.show_source(_too_wide)
-    msg = str(e.value)
-    assert "test_utils._too_wide" in msg, msg  # the object
-    assert "tests/test_utils.py" in msg, msg  # its file
-    assert f"line {line} ({width} columns)" in msg, msg  # the line and its length
-
-
-def test_show_source_displays_a_narrow_function():
-    assert _wide_lines(_narrow) == []
-    shown = utils.show_source(_narrow)
-    assert utils.source_of(_narrow) in shown.data and "tests/test_utils.py" in shown.data
-
-
-def test_show_source_measures_the_displayed_dedented_lines():
-    lines, _ = inspect.getsourcelines(_Indented.method)
-    assert max(len(line.rstrip("\n")) for line in lines) == 90  # too wide in the file ...
-    assert _wide_lines(_Indented.method) == []  # ... but not as displayed
-    assert "def method(self):" in utils.show_source(_Indented.method).data
-
-
 # --- num_params --------------------------------------------------------------------------------
 def test_num_params_counts_all_and_trainable():
     layer = torch.nn.Linear(3, 4)
@@ -225,15 +99,7 @@ def test_num_params_counts_all_and_trainable():
 
 
 def test_public_api_is_exported():
-    for name in (
-        "get_device",
-        "seed_everything",
-        "is_quick",
-        "project_root",
-        "show_source",
-        "source_of",
-        "num_params",
-    ):
+    for name in ("get_device", "seed_everything", "num_params"):
         assert getattr(vidlib, name) is getattr(utils, name)
         assert inspect.getdoc(getattr(utils, name)), f"{name} needs a docstring"
 

@@ -32,6 +32,7 @@ def show_source(obj, title: str | None = None):
     wider than :data:`SHOW_SOURCE_WIDTH` (88) columns, so that a chapter displaying a too-wide function
     fails its build instead of showing a listing with a horizontal scroll bar.
     """
+    obj = inspect.unwrap(obj)  # a decorated function (torch.no_grad, functools.wraps): the code as written
     src = source_of(obj)
     where = f"{inspect.getmodule(obj).__name__}.{getattr(obj, '__qualname__', '')}"
     package_dir = Path(vidlib.__file__).resolve().parent  # .../vidlib
