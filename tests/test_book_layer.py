@@ -120,15 +120,15 @@ def test_show_source_refuses_lines_wider_than_the_book_column():
     with pytest.raises(ValueError) as e:
         book.show_source(_too_wide)
     msg = str(e.value)
-    assert "test_book._too_wide" in msg, msg  # the object
-    assert "tests/test_book.py" in msg, msg  # its file
+    assert "test_book_layer._too_wide" in msg, msg  # the object
+    assert "tests/test_book_layer.py" in msg, msg  # its file
     assert f"line {line} ({width} columns)" in msg, msg  # the line and its length
 
 
 def test_show_source_displays_a_narrow_function():
     assert _wide_lines(_narrow) == []
     shown = book.show_source(_narrow)
-    assert book.source_of(_narrow) in shown.data and "tests/test_book.py" in shown.data
+    assert book.source_of(_narrow) in shown.data and "tests/test_book_layer.py" in shown.data
 
 
 def test_show_source_measures_the_displayed_dedented_lines():
