@@ -3,7 +3,7 @@
 For each pair the script builds the reference from its own code (mmaction2 1.2.0's recognizer from the
 config shipped in its wheel; the official STAM at its pinned commit, imported unmodified), builds the
 vidlib model, loads the same weights into both (the golden fill rule of ``vidlib/golden.py``; vidlib
-through ``vidlib.weights.load_mmaction2`` / ``vidlib.models.stam.load_stam``, strictly), and then
+through ``vidlib.weights.load_published``, strictly), and then
 
 - checks on this device, in float32, that both give the same logits (``parity``: max|diff| over
   max(1, max|reference|), TF32 off);
@@ -151,16 +151,13 @@ def build_pair(pair: Pair, stam_dir: Path | None) -> tuple[torch.nn.Module, Refe
     """(vidlib model, reference), float32, eval, loaded with the same filled weights."""
     import vidlib
     from vidlib.golden import fill_state_dict
-    from vidlib.models.stam import load_stam
+    from vidlib.weights import load_published
 
     ours, ref = vidlib.create_model(pair.model, **pair.kwargs), build_reference(pair, stam_dir)
     shapes = {k: list(v.shape) for k, v in ref.net.state_dict().items()}
     filled = fill_state_dict(shapes)
     ref.net.load_state_dict(filled, strict=True)
-    if pair.golden == "stam":
-        load_stam(ours, filled)
-    else:
-        vidlib.weights.load_mmaction2(ours, filled)
+    load_published(ours, filled)  # the loader of the model's default_cfg["layout"]
     return ours.float().eval(), ref.float().eval()
 
 

@@ -36,8 +36,7 @@ from typing import NamedTuple
 import torch
 
 from .models import create_model
-from .models.stam import load_stam
-from .weights import load_mmaction2
+from .weights import layout_of, load_published
 
 __all__ = [
     "RULE",
@@ -54,6 +53,8 @@ RULE = "vidlib/golden.py"
 #: Default tolerance of :func:`check_golden` per reference (max|diff| <= tol * max(1, max|reference logit|)):
 #: float64 round-off, with room for the order in which the two implementations sum.
 TOLERANCES = {"mmaction2": 1e-7, "Alibaba-MIIL/STAM": 1e-8}
+#: The checkpoint layout each reference writes (``default_cfg["layout"]`` of the model it checks).
+_LAYOUTS = {"mmaction2": "mmaction2", "Alibaba-MIIL/STAM": "stam_official"}
 
 _GOLDEN = 0.7548776662466927  # 1/plastic number: low-discrepancy step
 
@@ -155,9 +156,10 @@ def check_golden(
             (e.g. ``norm_eps=1e-6`` to see what a deviation does).
 
     The weights are filled by :func:`fill_state_dict` on the *reference's* keys and
-    shapes, then loaded strictly through the loader users call for that reference's
-    checkpoints: :func:`vidlib.weights.load_mmaction2` (which must drop no key) for
-    mmaction2 files, :func:`vidlib.models.stam.load_stam` for the official STAM layout.
+    shapes, then loaded strictly through the loader users call for the model's published
+    checkpoints, :func:`vidlib.weights.load_published` (which must drop no key; the
+    model's ``default_cfg["layout"]`` must be the reference's: ``load_mmaction2`` for
+    mmaction2 files, ``load_stam`` for the official STAM layout).
     Model and inputs run in float64, eval mode, one input batch after another.
 
     Returns:
@@ -182,13 +184,13 @@ def check_golden(
     state_dict = fill_state_dict(shapes)
     kwargs = {**data["kwargs"], **model_kw}
     model = create_model(data["model"], **kwargs).double().eval()
-    if reference.startswith("mmaction2"):
-        dropped = load_mmaction2(model, state_dict)
-        assert not dropped, f"{what}: vidlib dropped reference keys {dropped}"
-    elif reference.startswith("Alibaba-MIIL/STAM"):
-        load_stam(model, state_dict)
-    else:
-        raise AssertionError(f"{what}: no loader for the reference {reference!r}")
+    layout = next((v for k, v in _LAYOUTS.items() if reference.startswith(k)), None)
+    assert layout is not None, f"{what}: no checkpoint layout for the reference {reference!r}"
+    assert layout_of(model) == layout, (
+        f"{what}: the reference writes the {layout!r} layout, the model loads {layout_of(model)!r}"
+    )
+    dropped = load_published(model, state_dict)
+    assert not dropped, f"{what}: vidlib dropped reference keys {dropped}"
 
     worst = 0.0
     want_aux = "aux_logits" in data

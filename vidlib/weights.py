@@ -12,6 +12,9 @@ scheduler, RNG, resumable runs - is another matter and lives in ``vidlib/engine/
   ResNet backbone from a torchvision file.
 - :func:`load_backbone`: a backbone-only checkpoint in mmaction2's layout (CSN's IG-65M pre-training).
 - :func:`source_name`: how a checkpoint is named in error messages.
+- :func:`read_checkpoint_file`: the one safe reader of checkpoint files (also of training checkpoints).
+- :func:`load_published`: a model's published checkpoint, through the loader of the layout its
+  ``default_cfg["layout"]`` names (:func:`register_layout`, :data:`LAYOUTS`).
 
 This module knows no model: paper-specific loaders sit next to their model (``load_tam_original`` in
 ``vidlib/models/tam.py``, ``load_tin_original`` in ``tin.py``, ``inflate_from_2d`` in ``resnet3d.py``,
@@ -25,11 +28,12 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .errors import InputError
+from .errors import BadFileError, InputError
 from .utils import describe_file
 
 __all__ = [
@@ -38,6 +42,11 @@ __all__ = [
     "load_state_dict_strict",
     "load_backbone",
     "read_checkpoint",
+    "read_checkpoint_file",
+    "register_layout",
+    "load_published",
+    "layout_of",
+    "LAYOUTS",
     "rename_keys",
     "load_renamed",
     "load_mmaction2",
@@ -99,34 +108,54 @@ def load_state_dict_strict(
     return model
 
 
+def read_checkpoint_file(path: str | os.PathLike) -> dict:
+    """Read a checkpoint file safely: ``torch.load(..., weights_only=True)`` onto the CPU (tensors and
+    plain Python only), and check that it holds a dict.
+
+    The one reader of checkpoint files: :func:`read_checkpoint` (published weights) and
+    ``vidlib.engine.checkpoint.load_checkpoint_file`` (training checkpoints) go through it.
+    A missing file raises ``FileNotFoundError``; a file that is not a checkpoint raises
+    :class:`~vidlib.errors.BadFileError` saying what the file is (text, a video, truncated ...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    kind = describe_file(path)
+    if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
+        raise BadFileError(f"{path} is not a PyTorch checkpoint (it is {kind})")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or pickled Python objects
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise BadFileError(
+                f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
+                "if you trust the file, load it with torch.load(path, weights_only=False) "
+                "and pass the resulting dict"
+            ) from e
+        raise BadFileError(
+            f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})"
+        ) from e
+    if not isinstance(ck, dict):
+        raise BadFileError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
+    return ck
+
+
 def read_checkpoint(path_or_dict, *keys: str) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint.
 
     Args:
-        path_or_dict: a file (read with ``torch.load(..., weights_only=True)`` onto the CPU), a dict
-            wrapping the state dict, or a bare state dict.
+        path_or_dict: a file (read by :func:`read_checkpoint_file`), a dict wrapping the state dict,
+            or a bare state dict.
         keys: wrapper keys to look for, in order (default ``'state_dict'``, ``'model'``).
     """
     source = source_name(path_or_dict)
     obj = path_or_dict
     if isinstance(obj, (str, os.PathLike)):
-        if not os.path.isfile(obj):
-            raise FileNotFoundError(f"checkpoint file {source} does not exist")
-        kind = describe_file(obj)
-        if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
-            raise CheckpointError(source, note=f"  not a PyTorch checkpoint (it is {kind})")
         try:
-            obj = torch.load(obj, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle of arbitrary objects: refuse, say why
-            raise CheckpointError(
-                source,
-                note=(
-                    "  torch.load(weights_only=True) refused it "
-                    f"({type(e).__name__}: {str(e).splitlines()[0]}). "
-                    "If you trust the file, load it yourself with torch.load(path, weights_only=False) "
-                    "and pass the resulting dict."
-                ),
-            ) from e
+            obj = read_checkpoint_file(obj)
+        except BadFileError as e:
+            raise CheckpointError(source, note=f"  {e}") from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(source, note=f"  expected a dict, got {type(obj).__name__}")
     for k in keys or ("state_dict", "model"):
@@ -164,11 +193,54 @@ def rename_keys(
     return out, dropped
 
 
+#: The loaders of published checkpoints, by layout: ``{layout: (loader, description)}``. A model's
+#: ``default_cfg["layout"]`` names the layout of its published checkpoint (``default_cfg["url"]``);
+#: :func:`load_published` looks the loader up here. This module registers ``"mmaction2"``; a model
+#: module registers its own layout next to its loader (``vidlib/models/stam.py``: ``"stam_official"``),
+#: so that this module imports no model.
+LAYOUTS: dict[str, tuple[Callable[..., list[str]], str]] = {}
+
+
+def register_layout(layout: str, description: str):
+    """Decorator: register ``loader(model, checkpoint, **kw) -> list[str]`` for ``layout``
+    (``description`` names the layout in messages, e.g. ``"official STAM"``)."""
+
+    def register(loader: Callable[..., list[str]]) -> Callable[..., list[str]]:
+        if layout in LAYOUTS:
+            raise ValueError(f"checkpoint layout {layout!r} is registered twice")
+        LAYOUTS[layout] = (loader, description)
+        return loader
+
+    return register
+
+
+def layout_of(model: nn.Module) -> str:
+    """The layout of ``model``'s published checkpoint: ``model.default_cfg["layout"]``
+    (``"mmaction2"`` for a model without a ``default_cfg``)."""
+    layout = getattr(model, "default_cfg", {}).get("layout", "mmaction2")
+    if layout not in LAYOUTS:
+        raise ValueError(
+            f"{type(model).__name__}: no loader for the checkpoint layout {layout!r} "
+            f"(registered: {', '.join(LAYOUTS)})"
+        )
+    return layout
+
+
+def load_published(model: nn.Module, checkpoint, **kw) -> list[str]:
+    """Load a published checkpoint of ``model`` strictly, with the loader of its layout
+    (:func:`layout_of`: :func:`load_mmaction2` for ``"mmaction2"``, ``load_stam`` for
+    ``"stam_official"`` ...). ``kw`` go to the loader. Returns the keys the loader reports (dropped
+    or zero-filled), as the loader does."""
+    loader, _ = LAYOUTS[layout_of(model)]
+    return loader(model, checkpoint, **kw)
+
+
 def _warn_dropped(dropped: list[str], source: str) -> None:
     for k in dropped:
         warnings.warn(f"{source}: dropped checkpoint key {k!r} (the model has no counterpart)", stacklevel=3)
 
 
+@register_layout("mmaction2", "mmaction2")
 def load_mmaction2(model: nn.Module, checkpoint) -> list[str]:
     """Load an mmaction2 1.x checkpoint (path, ``{'state_dict': ...}`` or bare state dict) strictly.
 

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import BadFileError
-from ..utils import describe_file
+from ..weights import read_checkpoint_file
 
 __all__ = [
     "atomic_save",
@@ -74,31 +73,13 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict written by :func:`atomic_save` (tensors and plain Python only).
+    """Load a checkpoint dict written by :func:`atomic_save` (tensors and plain Python only), with
+    :func:`vidlib.weights.read_checkpoint_file` (the one safe reader of checkpoint files).
 
-    A file that is not one raises ``RuntimeError`` saying what the file is (text, a video, truncated ...).
+    A file that is not one raises ``RuntimeError`` (:class:`~vidlib.errors.BadFileError`) saying what the
+    file is (text, a video, truncated ...).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    kind = describe_file(path)
-    if kind not in ("a ZIP archive (the PyTorch format)", "a pickle"):
-        raise BadFileError(f"{path} is not a PyTorch checkpoint (it is {kind})")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt, truncated, or pickled Python objects
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise BadFileError(
-                f"{path} holds Python objects that torch.load(weights_only=True) refuses ({first[:160]}); "
-                "if you trust the file, load it with torch.load(path, weights_only=False)"
-            ) from e
-        raise BadFileError(
-            f"{path} is not a readable PyTorch checkpoint ({kind}, torch.load: {first[:160]})"
-        ) from e
-    if not isinstance(ck, dict):
-        raise BadFileError(f"{path} holds a {type(ck).__name__}, not a checkpoint dict")
-    return ck
+    return read_checkpoint_file(path)
 
 
 def get_rng_state() -> dict:

@@ -167,8 +167,7 @@ _TRAIN_KEYS = ("model_name", "model_kwargs", "model")
 
 def _load_for_test(a):
     from .. import create_model
-    from ..models.stam import STAM, load_stam
-    from ..weights import load_mmaction2, load_state_dict_strict
+    from ..weights import LAYOUTS, layout_of, load_published, load_state_dict_strict
     from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file
 
     path = Path(a.checkpoint)
@@ -193,11 +192,8 @@ def _load_for_test(a):
             "is not the model's default)"
         )
     model = create_model(a.model, **kw)
-    if isinstance(model, STAM):  # the official STAM files: {'model': state_dict}, timm-style keys
-        load_stam(model, ck)
-        return model, None, "official STAM checkpoint"
-    load_mmaction2(model, ck)
-    return model, None, "mmaction2 checkpoint"
+    load_published(model, ck)  # the loader of the model's default_cfg["layout"]
+    return model, None, f"{LAYOUTS[layout_of(model)][1]} checkpoint"
 
 
 def _test(a) -> int:

@@ -21,9 +21,9 @@ import torch.nn as nn
 from ..errors import UnknownModelError, UnknownOptionError
 
 __all__ = [
-    "register_model",
     "create_model",
     "list_models",
+    "register_model",
     "make_cfg",
     "with_cfg",
     "dataset_protocol",
@@ -170,6 +170,7 @@ def make_cfg(
     std: tuple[float, float, float] | None = IMAGENET_STD,
     value_scale: float = 255.0,
     average_clips: str = "prob",
+    layout: str = "mmaction2",
     **extra,
 ) -> dict:
     """A model's default data cfg (a plain dict).
@@ -188,6 +189,9 @@ def make_cfg(
         value_scale: 255 for mmaction2 models (pixels in 0-255), 1 for STAM ([0, 1], no
             normalisation).
         average_clips: ``"prob"`` or ``"score"`` test-view averaging.
+        layout: the key layout of the published checkpoint, which picks its loader in
+            :func:`vidlib.weights.load_published` (``"mmaction2"``,
+            ``"stam_official"``).
         **extra: e.g. ``url`` (published checkpoint), ``paper`` (arXiv id),
             ``flip_label_map``.
     """
@@ -204,6 +208,7 @@ def make_cfg(
         std=std,
         value_scale=value_scale,
         average_clips=average_clips,
+        layout=layout,
     )
     cfg.update(extra)
     return cfg

@@ -39,6 +39,7 @@ from ..weights import (
     CheckpointError,
     load_state_dict_strict,
     read_checkpoint,
+    register_layout,
     source_name,
 )
 from ._registry import make_cfg, register_model, with_cfg
@@ -278,6 +279,7 @@ class STAM(nn.Module):
 _QKV_BIAS = re.compile(r"blocks\.\d+\.attn\.qkv\.bias")
 
 
+@register_layout("stam_official", "official STAM")
 def load_stam(
     model: STAM, checkpoint, *, zero_missing_qkv_bias: bool = False
 ) -> list[str]:
@@ -364,6 +366,7 @@ def _cfg(
         mean=None,
         std=None,
         value_scale=1.0,
+        layout="stam_official",
         paper="2103.13915",
         published=published,
         **extra,
