@@ -18,6 +18,8 @@ Keys of a recipe (all plain data):
   (:data:`DATA_CFG_KEYS`: ``sampling``, ``test_sampling``, ``test_crops``, ``test_crop_size``, ``train_crop``,
   ``num_fixed_crops``, ``flip``, ``color_jitter``, ``flip_label_map`` ...), plus documentation: ``dataset``,
   ``train_aug`` (the train pipeline transcribed in mmaction2's terms), ``val`` and ``test`` (the protocols).
+  A published recipe states only what differs from its model's ``default_cfg``: :func:`get_recipe` fills
+  in the model's :data:`PROTOCOL_KEYS` (sampling and test views) that the recipe does not state.
 - ``batch_size`` (per GPU), ``gpus``, ``base_batch_size`` (what ``lr`` is for; ``--auto-scale-lr``).
 - ``epochs``, ``val_interval``, ``optimizer`` (see :func:`vidlib.engine.optim.build_optimizer`),
   ``clip_grad`` (max L2 norm or ``None``), ``schedule`` (phases, see :func:`vidlib.engine.optim.lr_factor`),
@@ -42,6 +44,8 @@ __all__ = [
     "RECIPES",
     "DATA_CFG_KEYS",
     "DATASET_KEYS",
+    "PROTOCOL_KEYS",
+    "model_cfg",
     "get_recipe",
     "list_recipes",
     "recipe_data",
@@ -68,6 +72,10 @@ DATA_CFG_KEYS = (
     "value_scale",
     "average_clips",
 )
+#: Keys of a published recipe's ``data`` that its model's ``default_cfg`` states: the recipe states them
+#: only where it differs from the model, and :func:`get_recipe` fills in the model's values
+#: (tests/test_recipes_vs_models.py checks every recipe against its model).
+PROTOCOL_KEYS = ("sampling", "test_sampling", "test_crops", "test_crop_size")
 #: Keys of a recipe's ``data`` that describe the files (passed to ``vidlib.data.build_dataset`` as arguments).
 DATASET_KEYS = ("format", "filename_tmpl", "start_index")
 #: Something-Something V1 as mmaction2 reads it: RawframeDataset, ``{:05}.jpg`` frames numbered from 1.
@@ -136,12 +144,21 @@ CENTER_224 = dict(views="1 clip x CenterCrop 224", clips=1, crops=1, crop_size=2
 
 
 def _threecrop_256(views: str, clips: int) -> dict:
-    """The test protocol ``clips`` x ThreeCrop(256), prob averaging (the data keys of a recipe)."""
-    return dict(
-        test=dict(views=views, clips=clips, crops=3, crop_size=256, resize_short=256, average_clips="prob"),
-        test_crops=3,
-        test_crop_size=256,
-    )
+    """The test protocol ``clips`` x ThreeCrop(256), prob averaging (its description; the model's
+    ``default_cfg`` has the ``test_crops`` and ``test_crop_size`` it names)."""
+    return dict(views=views, clips=clips, crops=3, crop_size=256, resize_short=256, average_clips="prob")
+
+
+def _published_data(dataset: str, train: dict, test: dict, **kw) -> dict:
+    """The ``data`` of a published recipe: the files (``dataset`` names them; ``kw``: e.g. the rawframe
+    keys), the train pipeline (:func:`_multiscale` or :func:`_rrc`), 1 clip x CenterCrop 224 validation
+    and the ``test`` protocol's description. Sampling and test views are the model's ``default_cfg``'s
+    (:data:`PROTOCOL_KEYS`, filled in by :func:`get_recipe`)."""
+    return dict(dataset=dataset, **kw, **train, val=CENTER_224, test=test)
+
+
+K400_VIDEOS = "Kinetics-400 videos (Decord)"
+STHV1_RAWFRAMES = "Something-Something V1 rawframes {:05}.jpg"
 
 
 def _sgd(lr: float, wd: float, groups: str = "default", nesterov: bool = False) -> dict:
@@ -164,12 +181,12 @@ RECIPES["tanet_r50_k400"] = dict(
     model_kwargs=dict(dataset="k400", num_classes=400, num_frames=8, dropout=0.5),
     pretrained=IMAGENET_R50,
     data=dict(
-        dataset="Kinetics-400 videos (Decord)",
-        sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-        test_sampling=dict(name="DenseSampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-        **_multiscale(13, flip=0.5),
+        _published_data(
+            K400_VIDEOS,
+            _multiscale(13, flip=0.5),
+            _threecrop_256("10 dense clips x ThreeCrop 256 = 30 views", 10),
+        ),
         val=dict(views="10 dense clips x CenterCrop 224", clips=10, crops=1, crop_size=224, resize_short=256),
-        **_threecrop_256("10 dense clips x ThreeCrop 256 = 30 views", 10),
     ),
     batch_size=8,
     gpus=8,
@@ -191,14 +208,11 @@ RECIPES["tanet_r50_sthv1_8f"] = dict(
     model="tanet_r50",
     model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.6),
     pretrained=IMAGENET_R50,
-    data=dict(
-        dataset="Something-Something V1 rawframes {:05}.jpg",
+    data=_published_data(
+        STHV1_RAWFRAMES,
+        _multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
+        _threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
         **STHV1_FRAMES,
-        sampling=_seg(8),
-        test_sampling=_seg(8, twice_sample=True),
-        **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
-        val=CENTER_224,
-        **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
     ),
     batch_size=8,
     gpus=8,
@@ -217,18 +231,13 @@ RECIPES["tanet_r50_sthv1_16f"] = dict(
     source="[MM] recognition/tanet/tanet_imagenet-pretrained-r50_8xb6-1x1x16-50e_sthv1-rgb.py",
     published="tanet_r50_sthv1_16f",
     model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=16, dropout=0.6),
-    data=dict(
-        dataset="Something-Something V1 rawframes {:05}.jpg",
-        **STHV1_FRAMES,
-        sampling=_seg(16),
-        test_sampling=_seg(16),
-        **_multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
-        val=CENTER_224,
-        test=dict(
+    data=_published_data(
+        STHV1_RAWFRAMES,
+        _multiscale(13, 0.5, STHV1_FLIP_LABEL_MAP),
+        dict(
             CENTER_224, views="1 clip x CenterCrop 224 (test_pipeline = val_pipeline)", average_clips="prob"
         ),
-        test_crops=1,
-        test_crop_size=224,
+        **STHV1_FRAMES,
     ),
     batch_size=6,
     base_batch_size=48,
@@ -245,16 +254,8 @@ _TIN_STHV1 = dict(
     model="tin_r50",
     model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8, dropout=0.8),
     pretrained=IMAGENET_R50,
-    data=dict(
-        dataset="Something-Something V1 rawframes {:05}.jpg",
-        **STHV1_FRAMES,
-        sampling=_seg(8),
-        test_sampling=_seg(8),
-        **_multiscale(5, flip=None),
-        val=CENTER_224,
-        test=dict(CENTER_224, average_clips="prob"),
-        test_crops=1,
-        test_crop_size=224,
+    data=_published_data(
+        STHV1_RAWFRAMES, _multiscale(5, flip=None), dict(CENTER_224, average_clips="prob"), **STHV1_FRAMES
     ),
     batch_size=6,
     gpus=8,
@@ -300,16 +301,7 @@ RECIPES["tin_r50_k400"] = dict(
     "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth (0.x TSM-R50 K400; in vidlib --model-kw "
     "tsm_init=PATH, which maps TSM's conv1.conv.net to TIN's conv1.conv.net2: --load-from is strict and "
     "refuses the TSM file)",
-    data=dict(
-        dataset="Kinetics-400 videos (Decord)",
-        sampling=_seg(8),
-        test_sampling=_seg(8),
-        **_multiscale(5, flip=0.5),
-        val=CENTER_224,
-        test=dict(CENTER_224, average_clips="prob"),
-        test_crops=1,
-        test_crop_size=224,
-    ),
+    data=_published_data(K400_VIDEOS, _multiscale(5, flip=0.5), dict(CENTER_224, average_clips="prob")),
     batch_size=6,
     gpus=8,
     base_batch_size=48,
@@ -331,13 +323,10 @@ _TPN_K400 = dict(
     model="tpn_slowonly_r50",
     model_kwargs=dict(num_classes=400, num_frames=8),
     pretrained=IMAGENET_R50_3D,
-    data=dict(
-        dataset="Kinetics-400 videos (Decord)",
-        sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=1),
-        test_sampling=dict(name="SampleFrames", clip_len=8, frame_interval=8, num_clips=10),
-        **_rrc(resize_first=False, color_jitter=True),
-        val=CENTER_224,
-        **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10),
+    data=_published_data(
+        K400_VIDEOS,
+        _rrc(resize_first=False, color_jitter=True),
+        _threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10),
     ),
     batch_size=8,
     gpus=8,
@@ -372,14 +361,11 @@ RECIPES["tpn_tsm_r50_sthv1"] = dict(
     model="tpn_tsm_r50",
     model_kwargs=dict(dataset="sthv1", num_classes=174, num_frames=8),
     pretrained=IMAGENET_R50,
-    data=dict(
-        dataset="Something-Something V1 rawframes {:05}.jpg",
+    data=_published_data(
+        STHV1_RAWFRAMES,
+        _rrc(False, STHV1_FLIP_LABEL_MAP, color_jitter=True),
+        _threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
         **STHV1_FRAMES,
-        sampling=_seg(8),
-        test_sampling=_seg(8, twice_sample=True),
-        **_rrc(False, STHV1_FLIP_LABEL_MAP, color_jitter=True),
-        val=CENTER_224,
-        **_threecrop_256("twice_sample (2 clips) x ThreeCrop 256 = 6 views", 2),
     ),
     batch_size=8,
     gpus=8,
@@ -405,13 +391,8 @@ _CSN = dict(
     model="ircsn_r152",
     model_kwargs=dict(num_classes=400, num_frames=32, dropout=0.5, norm_eval=True, bn_frozen=True),
     pretrained=_CSN_URL + "ircsn_from_scratch_r152_ig65m_20200807-771c4135.pth" + _CSN_INIT,
-    data=dict(
-        dataset="Kinetics-400 videos (Decord)",
-        sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=1),
-        test_sampling=dict(name="SampleFrames", clip_len=32, frame_interval=2, num_clips=10),
-        **_rrc(resize_first=True),
-        val=CENTER_224,
-        **_threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10),
+    data=_published_data(
+        K400_VIDEOS, _rrc(resize_first=True), _threecrop_256("10 clips x ThreeCrop 256 = 30 views", 10)
     ),
     batch_size=12,
     gpus=8,
@@ -473,18 +454,16 @@ def _stam(T: int, batch_total: int, lr: float, verified: bool) -> dict:
         pretrained="ImageNet-21k ViT-B/16 @224 (vidlib: model kwarg vit_init=<timm ViT-B/16 file>, "
         "see vidlib.models.vit.init_spatial_from_vit)",
         data=dict(
-            dataset="Kinetics-400 videos",
-            sampling=dict(name="STAMSampleFrames", num_frames=T),
-            test_sampling=dict(name="STAMSampleFrames", num_frames=T),
-            **_rrc(resize_first=True),
-            val=dict(CENTER_224, views="1 clip (first 10 s at T/10 fps) x CenterCrop 224"),
-            test=dict(
-                CENTER_224,
-                views="1 clip (first 10 s at T/10 fps) x CenterCrop 224, inputs in [0, 1]",
-                average_clips="prob",
+            _published_data(
+                "Kinetics-400 videos",
+                _rrc(resize_first=True),
+                dict(
+                    CENTER_224,
+                    views="1 clip (first 10 s at T/10 fps) x CenterCrop 224, inputs in [0, 1]",
+                    average_clips="prob",
+                ),
             ),
-            test_crops=1,
-            test_crop_size=224,
+            val=dict(CENTER_224, views="1 clip (first 10 s at T/10 fps) x CenterCrop 224"),
         ),
         batch_size=batch_total // 8,
         gpus=8,
@@ -670,11 +649,38 @@ def list_recipes(pattern: str = "*") -> list[str]:
     return sorted(n for n in RECIPES if fnmatch.fnmatch(n, pattern))
 
 
+_MODEL_CFGS: dict[str, dict] = {}
+
+
+def model_cfg(recipe: dict) -> dict:
+    """The ``default_cfg`` of the model ``recipe`` builds (``model`` with ``model_kwargs``).
+
+    The model is built on the meta device (no weights are allocated) with the random generators' state
+    kept, so that reading a recipe never changes what a seeded run draws; the cfg is cached.
+    """
+    import torch
+
+    from ..models import create_model
+
+    kwargs = recipe.get("model_kwargs") or {}
+    key = json.dumps([recipe["model"], kwargs], sort_keys=True, default=repr)
+    if key not in _MODEL_CFGS:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            _MODEL_CFGS[key] = create_model(recipe["model"], **kwargs).default_cfg
+    return copy.deepcopy(_MODEL_CFGS[key])
+
+
 def get_recipe(name: str) -> dict:
-    """A deep copy of recipe ``name`` (so callers may modify it); unknown names list the choices."""
+    """A deep copy of recipe ``name`` (so callers may modify it), resolved: a published recipe's ``data``
+    gets the :data:`PROTOCOL_KEYS` it does not state from its model's ``default_cfg``
+    (:func:`model_cfg`). Unknown names list the choices."""
     if name not in RECIPES:
         raise UnknownNameError(f"unknown recipe {name!r}; available recipes: {', '.join(list_recipes())}")
-    return copy.deepcopy(RECIPES[name])
+    recipe = copy.deepcopy(RECIPES[name])
+    if recipe.get("published"):
+        cfg, data = model_cfg(recipe), recipe["data"]
+        data.update({k: cfg[k] for k in PROTOCOL_KEYS if k not in data})
+    return recipe
 
 
 def recipe_data(recipe: dict) -> tuple[dict, dict]:
