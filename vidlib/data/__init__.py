@@ -15,6 +15,7 @@
 Explained in: the book chapter "From video to tensor" (``book/data.md``).
 """
 
+from . import cache, dataset, loader, samplers, transforms
 from .annotations import (
     STHV1_FLIP_LABEL_MAP,
     VideoRecord,
@@ -24,42 +25,15 @@ from .annotations import (
     write_label_map,
     write_video_list,
 )
-from .cache import FrameCache, shared_frame_cache
-from .dataset import (
-    DataWarning,
-    VideoDataset,
-    average_views,
-    build_dataset,
-    forward_views,
-    load_meta,
-    loader_throughput,
-)
-from .loader import EpochSampler, SeededSamples, make_loader
-from .samplers import (
-    SAMPLERS,
-    DenseSampleFrames,
-    PlaybackSpeed,
-    SampleFrames,
-    STAMSampleFrames,
-    build_sampler,
-)
-from .transforms import (
-    CenterCrop,
-    ColorJitter,
-    Compose,
-    Flip,
-    MultiScaleCrop,
-    RandomResizedCrop,
-    Resize,
-    ResizeShort,
-    TenCrop,
-    ThreeCrop,
-    ToModelInput,
-    build_transform,
-)
+from .cache import *  # noqa: F403 (its __all__)
+from .dataset import *  # noqa: F403 (its __all__)
+from .loader import *  # noqa: F403 (its __all__)
+from .samplers import *  # noqa: F403 (its __all__)
+from .transforms import *  # noqa: F403 (its __all__)
 from .video import BACKENDS, VideoReader, VideoReadError, diagnose, write_video
 
 __all__ = [
+    # the reading and listing functions (video and annotations have a few more)
     "VideoReader",
     "VideoReadError",
     "diagnose",
@@ -72,34 +46,10 @@ __all__ = [
     "write_video_list",
     "write_label_map",
     "STHV1_FLIP_LABEL_MAP",
-    "SampleFrames",
-    "DenseSampleFrames",
-    "STAMSampleFrames",
-    "build_sampler",
-    "PlaybackSpeed",
-    "SAMPLERS",
-    "Compose",
-    "ResizeShort",
-    "Resize",
-    "MultiScaleCrop",
-    "RandomResizedCrop",
-    "CenterCrop",
-    "ThreeCrop",
-    "TenCrop",
-    "Flip",
-    "ColorJitter",
-    "ToModelInput",
-    "build_transform",
-    "VideoDataset",
-    "DataWarning",
-    "build_dataset",
-    "average_views",
-    "forward_views",
-    "load_meta",
-    "make_loader",
-    "EpochSampler",
-    "SeededSamples",
-    "loader_throughput",
-    "FrameCache",
-    "shared_frame_cache",
+    # every public name of these
+    *samplers.__all__,
+    *transforms.__all__,
+    *dataset.__all__,
+    *loader.__all__,
+    *cache.__all__,
 ]

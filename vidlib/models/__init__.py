@@ -21,28 +21,8 @@ One file per paper's contribution, plus the shared parts:
 - ``stam.py``: STAM, spatial ViT + temporal transformer (arXiv 2103.13915).
 """
 
-# imported for their side effect: each module registers its models
-from . import csn, resnet2d, resnet3d, stam, tam, tin, tpn, tsm  # noqa: F401
-from ._registry import (
-    CFG_KEYS,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    create_model,
-    dataset_protocol,
-    list_models,
-    make_cfg,
-    register_model,
-    with_cfg,
-)
+# the registry, and every model module for its side effect: it registers its models
+from . import _registry, csn, resnet2d, resnet3d, stam, tam, tin, tpn, tsm  # noqa: F401
+from ._registry import *  # noqa: F403 (create_model, list_models, make_cfg ...)
 
-__all__ = [
-    "create_model",
-    "list_models",
-    "register_model",
-    "make_cfg",
-    "with_cfg",
-    "dataset_protocol",
-    "CFG_KEYS",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-]
+__all__ = list(_registry.__all__)

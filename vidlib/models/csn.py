@@ -25,14 +25,15 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..weights import load_backbone
-from ._registry import dataset_protocol, make_cfg, register_model, with_cfg
-from .common import ClsHead
+from ._registry import dataset_protocol, register_model
 from .resnet3d import (
     TINY,
     Bottleneck3d,
     ConvBNAct3d,
     Recognizer3D,
     ResNet3d,
+    build_recognizer_3d,
+    cfg_3d,
     tiny_cfg_3d,
 )
 
@@ -227,22 +228,15 @@ CHECKPOINTS = {
 
 
 def _csn_cfg(model: str, num_frames: int, pretrain: str) -> dict:
-    """mmaction2 CSN protocol: train 1 clip 32x2 (RandomResizedCrop, flip), test 10
-    clips x ThreeCrop(256) = 30 views, 'prob'; the checkpoint and mean/std of
-    ``pretrain``."""
+    """mmaction2 CSN protocol: the 3D Kinetics protocol with 32x2 clips
+    (:func:`~vidlib.models.resnet3d.cfg_3d`: 10 clips x ThreeCrop(256) = 30 views at
+    test, 'prob'); the checkpoint and mean/std of ``pretrain``."""
     ports = {p: v for (m, p), v in CHECKPOINTS.items() if m == model}
     published, config, url, norm = dataset_protocol(model, pretrain, ports, "pretrain")
     norm = dict(mean=VMZ_MEAN, std=VMZ_STD) if norm == "vmz" else {}
-    train = dict(
-        name="SampleFrames", clip_len=num_frames, frame_interval=2, num_clips=1
-    )
-    return make_cfg(
-        num_frames=num_frames,
-        sampling=train,
-        test_sampling=dict(train, num_clips=10),
-        test_crops=3,
-        test_crop_size=256,
-        train_crop="random_resized",
+    return cfg_3d(
+        num_frames,
+        2,
         url=url,
         config=config,
         paper="1904.02811",
@@ -263,99 +257,85 @@ def _csn(
     """``backbone_init``: a backbone checkpoint (mmaction2 layout, e.g. the IG-65M
     pre-training the recipes name), loaded strictly
     (:func:`vidlib.weights.load_backbone`)."""
-    backbone = ResNet3dCSN(**kw)
-    model = Recognizer3D(
-        backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name
-    )
+    model = build_recognizer_3d(ResNet3dCSN(**kw), name, num_classes, dropout, cfg)
     if backbone_init is not None:
         load_backbone(model, backbone_init)
-    return with_cfg(model, cfg)
+    return model
 
 
 def _csn_k400(
-    name: str, depth: int, mode: str, pretrain: str, num_frames: int, **kw
+    name: str,
+    depth: int,
+    mode: str,
+    *,
+    num_classes: int = 400,
+    num_frames: int = 32,
+    dropout: float = 0.5,
+    norm_eval: bool = True,
+    bn_frozen: bool = True,
+    pretrain: str = "ig65m",
+    **kw,
 ) -> Recognizer3D:
-    cfg = _csn_cfg(name, num_frames, pretrain)
-    return _csn(name, cfg, depth=depth, bottleneck_mode=mode, **kw)
-
-
-@register_model
-def ircsn_r152(
-    *,
-    num_classes: int = 400,
-    num_frames: int = 32,
-    dropout: float = 0.5,
-    norm_eval: bool = True,
-    bn_frozen: bool = True,
-    pretrain: str = "ig65m",
-    **kw,
-):
-    """ir-CSN-152 (29,703,568 params with the 400-class head); BN frozen as in every
-    mmaction2 config. ``pretrain``: the published checkpoint the cfg names (``"ig65m"``,
-    ``"sports1m"`` or ``"scratch"``; the last two with the VMZ mean/std)."""
-    return _csn_k400(
-        "ircsn_r152", 152, "ir", pretrain, num_frames, num_classes=num_classes,
-        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
+    """A published CSN (``depth``, ``mode`` ``"ir"`` or ``"ip"``) with the keywords of
+    every CSN entrypoint: BN frozen (``norm_eval``, ``bn_frozen``) as in every mmaction2
+    config; ``pretrain``: the published checkpoint the cfg names (``"ig65m"``,
+    ``"sports1m"`` or ``"scratch"``; the last two with the VMZ mean/std);
+    ``backbone_init`` (see :func:`_csn`); the rest go to :class:`ResNet3dCSN`."""
+    return _csn(
+        name, _csn_cfg(name, num_frames, pretrain), num_classes=num_classes,
+        dropout=dropout, depth=depth, bottleneck_mode=mode, norm_eval=norm_eval,
+        bn_frozen=bn_frozen, **kw,
     )  # fmt: skip
 
 
 @register_model
-def ipcsn_r152(
-    *,
-    num_classes: int = 400,
-    num_frames: int = 32,
-    dropout: float = 0.5,
-    norm_eval: bool = True,
-    bn_frozen: bool = True,
-    pretrain: str = "ig65m",
-    **kw,
-):
-    """ip-CSN-152 (33,016,592 params with the 400-class head); ``pretrain`` as for
+def ircsn_r152(**kw) -> Recognizer3D:
+    """ir-CSN-152 (29,703,568 params with the 400-class head). Keywords and defaults:
+    ``num_classes=400, num_frames=32, dropout=0.5, norm_eval=True, bn_frozen=True,
+    pretrain="ig65m"`` (or ``"sports1m"``, ``"scratch"``), ``backbone_init=None``
+    (:func:`_csn_k400`)."""
+    return _csn_k400("ircsn_r152", 152, "ir", **kw)
+
+
+@register_model
+def ipcsn_r152(**kw) -> Recognizer3D:
+    """ip-CSN-152 (33,016,592 params with the 400-class head); keywords as
     :func:`ircsn_r152`."""
-    return _csn_k400(
-        "ipcsn_r152", 152, "ip", pretrain, num_frames, num_classes=num_classes,
-        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
-    )  # fmt: skip
+    return _csn_k400("ipcsn_r152", 152, "ip", **kw)
 
 
 @register_model
-def ircsn_r50(
+def ircsn_r50(**kw) -> Recognizer3D:
+    """ir-CSN-50 (13,131,152 params with the 400-class head); keywords as
+    :func:`ircsn_r152`, IG65M only."""
+    return _csn_k400("ircsn_r50", 50, "ir", **kw)
+
+
+def _csn_tiny(
+    name: str,
+    mode: str,
     *,
     num_classes: int = 400,
-    num_frames: int = 32,
+    num_frames: int = 8,
     dropout: float = 0.5,
-    norm_eval: bool = True,
-    bn_frozen: bool = True,
-    pretrain: str = "ig65m",
     **kw,
-):
-    """ir-CSN-50 (13,131,152 params with the 400-class head); IG65M only."""
-    return _csn_k400(
-        "ircsn_r50", 50, "ir", pretrain, num_frames, num_classes=num_classes,
-        dropout=dropout, norm_eval=norm_eval, bn_frozen=bn_frozen, **kw,
+) -> Recognizer3D:
+    cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
+    return _csn(
+        name, cfg, num_classes=num_classes, dropout=dropout, tiny=True,
+        bottleneck_mode=mode, **kw,
     )  # fmt: skip
 
 
 @register_model
-def ircsn_tiny(
-    *, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw
-):
+def ircsn_tiny(**kw) -> Recognizer3D:
     """ir-CSN on the tiny backbone (compare with ``r3d_tiny``); BN trains normally
-    unless asked."""
-    cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
-    return _csn(
-        "ircsn_tiny", cfg, num_classes=num_classes, dropout=dropout, tiny=True,
-        bottleneck_mode="ir", **kw,
-    )  # fmt: skip
+    unless asked. Keywords and defaults: ``num_classes=400, num_frames=8,
+    dropout=0.5``; the rest go to :class:`ResNet3dCSN`."""
+    return _csn_tiny("ircsn_tiny", "ir", **kw)
 
 
 @register_model
-def ipcsn_tiny(
-    *, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5, **kw
-):
-    """ip-CSN on the tiny backbone."""
-    cfg = tiny_cfg_3d(num_frames, paper="1904.02811")
-    return _csn(
-        "ipcsn_tiny", cfg, num_classes=num_classes, dropout=dropout, tiny=True,
-        bottleneck_mode="ip", **kw,
-    )  # fmt: skip
+def ipcsn_tiny(**kw) -> Recognizer3D:
+    """ip-CSN on the tiny backbone; keywords as :func:`ircsn_tiny`."""
+    return _csn_tiny("ipcsn_tiny", "ip", **kw)

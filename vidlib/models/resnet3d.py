@@ -44,7 +44,9 @@ __all__ = [
     "Recognizer3D",
     "inflate_from_2d",
     "torchvision_name",
+    "cfg_3d",
     "tiny_cfg_3d",
+    "build_recognizer_3d",
     "slowonly_r50",
     "slowonly_tiny",
     "r3d_r50",
@@ -475,6 +477,15 @@ def r3d_backbone(
     )
 
 
+def build_recognizer_3d(
+    backbone: ResNet3d, name: str, num_classes: int, dropout: float, cfg: dict
+) -> Recognizer3D:
+    """A :class:`Recognizer3D`: ``backbone`` -> :class:`ClsHead` on its last stage,
+    with ``cfg`` as its ``default_cfg``."""
+    head = ClsHead(backbone.out_channels[-1], num_classes, dropout)
+    return with_cfg(Recognizer3D(backbone, head, name=name), cfg)
+
+
 def _build3d(
     backbone: ResNet3d,
     name: str,
@@ -483,12 +494,10 @@ def _build3d(
     cfg: dict,
     inflate_from=None,
 ) -> Recognizer3D:
-    model = Recognizer3D(
-        backbone, ClsHead(backbone.out_channels[-1], num_classes, dropout), name=name
-    )
+    model = build_recognizer_3d(backbone, name, num_classes, dropout, cfg)
     if inflate_from is not None:
         inflate_from_2d(model, inflate_from)
-    return with_cfg(model, cfg)
+    return model
 
 
 _SLOWONLY_URL = (
@@ -499,9 +508,10 @@ _SLOWONLY_URL = (
 )
 
 
-def _cfg_3d(num_frames: int, interval: int, **extra) -> dict:
-    """Kinetics protocol of the mmaction2 3D configs: 1 clip T x interval,
-    RandomResizedCrop and flip for training; 10 clips x ThreeCrop(256) at test."""
+def cfg_3d(num_frames: int, interval: int, **extra) -> dict:
+    """Kinetics protocol of the mmaction2 3D configs (SlowOnly, R3D, CSN, TPN-SlowOnly):
+    1 clip T x interval, RandomResizedCrop and flip for training; 10 clips x
+    ThreeCrop(256) at test."""
     train = dict(
         name="SampleFrames", clip_len=num_frames, frame_interval=interval, num_clips=1
     )
@@ -546,7 +556,7 @@ def slowonly_r50(
     ``inflate_from``: a torchvision 2D ResNet-50 state dict or file, inflated into the
     3D backbone with :func:`inflate_from_2d`.
     """
-    cfg = _cfg_3d(num_frames, 8, url=_SLOWONLY_URL, paper="1812.03982")
+    cfg = cfg_3d(num_frames, 8, url=_SLOWONLY_URL, paper="1812.03982")
     return _build3d(
         slowonly_backbone(**kw), "slowonly_r50", num_classes, dropout, cfg, inflate_from
     )
@@ -573,7 +583,7 @@ def r3d_r50(
 ):
     """Full-3D bottleneck ResNet-50 (dense 3x3x3 conv2), laid out like ``ircsn_r50`` for
     comparison."""
-    cfg = _cfg_3d(num_frames, 2, paper="1904.02811")
+    cfg = cfg_3d(num_frames, 2, paper="1904.02811")
     return _build3d(
         r3d_backbone(zero_init_residual=False, **kw),
         "r3d_r50",

@@ -45,7 +45,13 @@ from ._registry import dataset_protocol, make_cfg, register_model, with_cfg
 from .common import ClsHead, check_clip
 from .resnet2d import TINY as TINY_2D
 from .resnet2d import tiny_cfg
-from .resnet3d import ConvBNAct3d, inflate_from_2d, slowonly_backbone, tiny_cfg_3d
+from .resnet3d import (
+    ConvBNAct3d,
+    cfg_3d,
+    inflate_from_2d,
+    slowonly_backbone,
+    tiny_cfg_3d,
+)
 from .tsm import resnet_tsm
 
 __all__ = [
@@ -364,16 +370,9 @@ def tpn_slowonly_r50(
     also has a random ColorJitter; vidlib's val mode does not copy it.) The from-scratch
     variant (published key ``tpn_slowonly_r50_scratch_k400``) has the same architecture.
     """
-    train = dict(
-        name="SampleFrames", clip_len=num_frames, frame_interval=8, num_clips=1
-    )
-    cfg = make_cfg(
-        num_frames=num_frames,
-        sampling=train,
-        test_sampling=dict(train, num_clips=10),
-        test_crops=3,
-        test_crop_size=256,
-        train_crop="random_resized",
+    cfg = cfg_3d(
+        num_frames,
+        8,
         color_jitter=True,
         paper="2004.03548",
         published="tpn_slowonly_r50_k400",
