@@ -22,6 +22,9 @@ TIN learns to improve on, and serve as baselines in the TAM chapter (``book/tam.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 
@@ -35,6 +38,7 @@ __all__ = [
     "ResNet2d",
     "Recognizer2D",
     "build_recognizer",
+    "register_tiny",
     "STAGE_BLOCKS",
     "tsn_r50",
     "tsn_tiny",
@@ -299,6 +303,48 @@ def tiny_cfg(num_frames: int, **extra) -> dict:
         sampling=seg_sampling(num_frames),
         **extra,
     )
+
+
+def register_tiny(
+    name: str, make_backbone: Callable[..., ResNet2d], paper: str, **options
+) -> Callable[..., Recognizer2D]:
+    """Register ``name``, the ``*_tiny`` variant of a 2D model with a temporal module
+    (TSM, TIN, TANet): ``make_backbone(num_segments=T, **options)`` on the tiny ResNet
+    (:data:`TINY`), in a :class:`Recognizer2D` with :func:`tiny_cfg`.
+
+    The entrypoint's keywords and defaults, in this order: ``num_classes=400``,
+    ``num_frames=8`` (T), ``dropout=0.5``, ``options`` (the temporal module's, e.g.
+    ``shift_div=8``), ``imagenet_init=None`` (see :func:`build_recognizer`). Its
+    signature says so, so that :func:`~vidlib.models.create_model` names them when a
+    keyword is unknown.
+    """
+    defaults = dict(num_classes=400, num_frames=8, dropout=0.5, **options)
+    defaults["imagenet_init"] = None
+
+    def entrypoint(**kw) -> Recognizer2D:
+        kw = {**defaults, **kw}
+        own = {k: kw[k] for k in options}
+        backbone = make_backbone(num_segments=kw["num_frames"], **own, **TINY)
+        return build_recognizer(
+            backbone,
+            num_classes=kw["num_classes"],
+            num_frames=kw["num_frames"],
+            dropout=kw["dropout"],
+            imagenet_init=kw["imagenet_init"],
+            cfg=tiny_cfg(kw["num_frames"], paper=paper),
+        )
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    entrypoint.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, keyword, default=v) for k, v in defaults.items()]
+    )
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__module__ = make_backbone.__module__  # the model's own module
+    entrypoint.__doc__ = (
+        f"``{make_backbone.__name__}`` on the tiny ResNet (one bottleneck per stage, "
+        f"widths 16/32/64/128), arXiv {paper}; see :func:`register_tiny`."
+    )
+    return register_model(entrypoint)
 
 
 @register_model

@@ -32,13 +32,12 @@ from ..data.annotations import STHV1_FLIP_LABEL_MAP
 from ..weights import load_renamed, torchvision_to_mmaction2
 from ._registry import IMAGENET_STD, dataset_protocol, make_cfg, register_model
 from .resnet2d import (
-    TINY,
     Bottleneck,
     Recognizer2D,
     ResNet2d,
     build_recognizer,
+    register_tiny,
     seg_sampling,
-    tiny_cfg,
 )
 
 __all__ = [
@@ -326,30 +325,6 @@ def tanet_r50(
     )
 
 
-@register_model
-def tanet_tiny(
-    *,
-    num_classes: int = 400,
-    num_frames: int = 8,
-    dropout: float = 0.5,
-    alpha: int = 2,
-    beta: int = 4,
-    adaptive_kernel_size: int = 3,
-    imagenet_init=None,
-) -> Recognizer2D:
-    """TANet on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
-    backbone = tanet_backbone(
-        num_segments=num_frames,
-        alpha=alpha,
-        beta=beta,
-        adaptive_kernel_size=adaptive_kernel_size,
-        **TINY,
-    )
-    return build_recognizer(
-        backbone,
-        num_classes=num_classes,
-        num_frames=num_frames,
-        dropout=dropout,
-        imagenet_init=imagenet_init,
-        cfg=tiny_cfg(num_frames, paper="2005.06803"),
-    )
+tanet_tiny = register_tiny(
+    "tanet_tiny", tanet_backbone, "2005.06803", alpha=2, beta=4, adaptive_kernel_size=3
+)

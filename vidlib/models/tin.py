@@ -39,12 +39,11 @@ from ..weights import (
 )
 from ._registry import dataset_protocol, make_cfg, register_model
 from .resnet2d import (
-    TINY,
     Recognizer2D,
     ResNet2d,
     build_recognizer,
+    register_tiny,
     seg_sampling,
-    tiny_cfg,
 )
 
 __all__ = [
@@ -402,22 +401,4 @@ def tin_r50(
     return model
 
 
-@register_model
-def tin_tiny(
-    *,
-    num_classes: int = 400,
-    num_frames: int = 8,
-    dropout: float = 0.5,
-    shift_div: int = 4,
-    imagenet_init=None,
-) -> Recognizer2D:
-    """TIN on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
-    backbone = tin_backbone(num_segments=num_frames, shift_div=shift_div, **TINY)
-    return build_recognizer(
-        backbone,
-        num_classes=num_classes,
-        num_frames=num_frames,
-        dropout=dropout,
-        imagenet_init=imagenet_init,
-        cfg=tiny_cfg(num_frames, paper="2001.06499"),
-    )
+tin_tiny = register_tiny("tin_tiny", tin_backbone, "2001.06499", shift_div=4)

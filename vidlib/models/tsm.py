@@ -25,12 +25,11 @@ import torch.nn as nn
 
 from ._registry import make_cfg, register_model
 from .resnet2d import (
-    TINY,
     Recognizer2D,
     ResNet2d,
     build_recognizer,
+    register_tiny,
     seg_sampling,
-    tiny_cfg,
 )
 
 __all__ = [
@@ -211,22 +210,4 @@ def tsm_r50(
     )
 
 
-@register_model
-def tsm_tiny(
-    *,
-    num_classes: int = 400,
-    num_frames: int = 8,
-    dropout: float = 0.5,
-    shift_div: int = 8,
-    imagenet_init=None,
-) -> Recognizer2D:
-    """TSM on the tiny ResNet (one bottleneck per stage, widths 16/32/64/128)."""
-    backbone = resnet_tsm(num_segments=num_frames, shift_div=shift_div, **TINY)
-    return build_recognizer(
-        backbone,
-        num_classes=num_classes,
-        num_frames=num_frames,
-        dropout=dropout,
-        imagenet_init=imagenet_init,
-        cfg=tiny_cfg(num_frames, paper="1811.08383"),
-    )
+tsm_tiny = register_tiny("tsm_tiny", resnet_tsm, "1811.08383", shift_div=8)
