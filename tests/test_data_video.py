@@ -130,3 +130,35 @@ def test_a_truncated_file_with_its_index_in_front_is_refused(tmp_path, backend):
         VideoReadError, match=r"faststart.mp4: truncated: header says 60 frames, \d+ decodable"
     ):
         VideoReader(path, backend)
+
+
+def test_a_pyav_read_before_forking_data_loader_workers_does_not_hang(tmp_path):
+    """PyAV's colour conversion ran on swscale's thread pool, which a fork does not carry over: after a read
+    in the main process, a forked DataLoader worker hung in its first conversion (the CLI tests did, once
+    the CLI's default became in-process loading). The backend converts on the calling thread."""
+    import subprocess
+    import sys
+    import textwrap
+
+    video = tmp_path / "v.mp4"
+    write_video(video, np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), fps=8)
+    code = textwrap.dedent(f"""
+        import numpy as np, torch
+        from vidlib.data.video import VideoReader
+        path = {str(video)!r}
+        VideoReader(path, backend="pyav").get_batch([0, 1])  # the parent decodes first
+
+        class Clips(torch.utils.data.Dataset):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, i):
+                return torch.from_numpy(np.asarray(VideoReader(path, backend="pyav").get_batch([0, 1, 2])))
+
+        ctx = torch.multiprocessing.get_context("fork")
+        n = sum(len(b) for b in torch.utils.data.DataLoader(Clips(), batch_size=2, num_workers=2,
+                                                             multiprocessing_context=ctx))
+        print("read", n)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "read 4" in out.stdout, out.stderr[-2000:]

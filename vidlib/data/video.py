@@ -244,7 +244,9 @@ class _PyAVBackend:
                         reason="unknown pts",
                     )
                 if pos == i:
-                    got[i] = frame.to_ndarray(format="rgb24")
+                    # threads=1: swscale's own thread pool (the default, 0 = auto) does not survive a
+                    # fork, so a DataLoader worker forked after a read here would hang in it
+                    got[i] = frame.to_ndarray(format="rgb24", threads=1)
                     break
                 if pos > i:
                     msg = f"seek overshot frame {i} (landed on {pos}; PyAV)"
