@@ -182,10 +182,15 @@ class NbvalSave:
             return
         kernel = collector.kernel
         current = {"msg_id": None, "cell": None}
-        execute, get_message = kernel.execute_cell_input, collector.get_kernel_message
+        get_message = collector.get_kernel_message
 
-        def execute_cell_input(*args, **kwargs):
-            current["msg_id"] = execute(*args, **kwargs)
+        def execute_cell_input(cell_input, allow_stdin=None):
+            # As nbclient (the book build) executes a cell: with store_history=True. nbval sends
+            # store_history=False, and IPython then judges a trailing ';' by the previous history entry,
+            # so a cell ending in ';' showed its value (a figure returned and drawn twice, on every page).
+            current["msg_id"] = kernel.kc.execute(
+                cell_input, store_history=True, allow_stdin=allow_stdin, stop_on_error=False
+            )
             return current["msg_id"]
 
         def get_kernel_message(*args, **kwargs):
