@@ -185,10 +185,9 @@ def check_golden(
     kwargs = {**data["kwargs"], **model_kw}
     model = create_model(data["model"], **kwargs).double().eval()
     layout = next((v for k, v in _LAYOUTS.items() if reference.startswith(k)), None)
-    assert layout is not None, f"{what}: no checkpoint layout for the reference {reference!r}"
-    assert layout_of(model) == layout, (
-        f"{what}: the reference writes the {layout!r} layout, the model loads {layout_of(model)!r}"
-    )
+    assert layout is not None, f"{what}: no checkpoint layout for {reference!r}"
+    loads = layout_of(model)
+    assert loads == layout, f"{what}: reference layout {layout!r}, model {loads!r}"
     dropped = load_published(model, state_dict)
     assert not dropped, f"{what}: vidlib dropped reference keys {dropped}"
 

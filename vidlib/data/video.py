@@ -244,8 +244,8 @@ class _PyAVBackend:
                         reason="unknown pts",
                     )
                 if pos == i:
-                    # threads=1: swscale's own thread pool (the default, 0 = auto) does not survive a
-                    # fork, so a DataLoader worker forked after a read here would hang in it
+                    # threads=1: swscale's thread pool (0 = auto) does not survive a
+                    # fork: a DataLoader worker forked after a read here hung in it
                     got[i] = frame.to_ndarray(format="rgb24", threads=1)
                     break
                 if pos > i:
